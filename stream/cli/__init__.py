@@ -1,0 +1,1 @@
+"""The ``segments`` command: one module per subcommand group, all thin wrappers."""

@@ -1,0 +1,51 @@
+"""The segmentation core: pure Python, no Kafka or faust imports.
+
+Everything here is deterministic: the same events in the same order give the same
+state and the same changes, which is what lets the stream worker and the batch
+command agree change for change.
+
+Public API::
+
+    CustomerState(customer_id)              # compact per-customer state
+    state.to_bytes() / CustomerState.from_bytes(b)
+    apply(state, event, rules) -> list[Change]
+    advance(state, now, rules) -> list[Change]
+    next_due(state, rules) -> int | None
+    profile(state, now, rules) -> dict
+    Change.to_json_dict() -> dict
+
+Modules: ``timeutil`` (business days), ``state`` (layout, sizes), ``metrics``, ``scoring``,
+``tags``, ``evaluation``, ``timers`` (next_due), ``engine`` (apply/advance), ``changes``,
+``profile``.
+"""
+
+from .changes import TIME, Cause, Change
+from .engine import advance, apply, new_state
+from .evaluation import Evaluation, evaluate
+from .events import CartEvent, EmailOpenEvent, Event, OrderEvent
+from .profile import profile
+from .state import CustomerState
+from .timers import next_due
+from .timeutil import day_of, day_start_ms, parse_rfc3339_ms, rfc3339_ms
+
+__all__ = [
+    "TIME",
+    "CartEvent",
+    "Cause",
+    "Change",
+    "CustomerState",
+    "EmailOpenEvent",
+    "Evaluation",
+    "Event",
+    "OrderEvent",
+    "advance",
+    "apply",
+    "day_of",
+    "day_start_ms",
+    "evaluate",
+    "new_state",
+    "next_due",
+    "parse_rfc3339_ms",
+    "profile",
+    "rfc3339_ms",
+]

@@ -1,0 +1,58 @@
+"""Typed input events, as the core sees them.
+
+Raw JSON is decoded and validated by ``stream.events``; by the time an event reaches
+the core it is one of these frozen dataclasses, with instants as epoch milliseconds
+and money as integer micro-units of the reporting currency (so sums are exact and
+stream and batch can never round differently).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+OrderStatus: TypeAlias = Literal["placed", "cancelled", "refunded"]
+CartAction: TypeAlias = Literal["add", "remove", "update", "checkout_started", "cleared"]
+
+MICROS_PER_UNIT = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    event_id: str
+    customer_id: str
+    occurred_at: int  # epoch milliseconds
+    order_id: str
+    status: OrderStatus
+    total_micros: int  # in the reporting currency, >= 0
+    discounted: bool  # had a non-empty discount_code or discount_total > 0
+    refund_micros: int | None  # None: refund the whole remaining value
+    timezone: str | None = None
+    type: Literal["order"] = "order"
+
+
+@dataclass(frozen=True, slots=True)
+class CartEvent:
+    event_id: str
+    customer_id: str
+    occurred_at: int
+    cart_id: str
+    action: CartAction
+    cart_total_micros: int  # the cart's value after the action, >= 0
+    timezone: str | None = None
+    type: Literal["cart"] = "cart"
+
+
+@dataclass(frozen=True, slots=True)
+class EmailOpenEvent:
+    event_id: str
+    customer_id: str
+    occurred_at: int
+    campaign_id: str | None
+    message_id: str | None
+    privacy_open: bool  # Apple Mail Privacy Protection machine open: not engagement
+    timezone: str | None = None
+    type: Literal["email_open"] = "email_open"
+
+
+Event: TypeAlias = OrderEvent | CartEvent | EmailOpenEvent
