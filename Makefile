@@ -1,0 +1,46 @@
+# The two commands of the README's Quickstart: `make demo` and `make test`.
+# Both create (or reuse) .venv, install the package, and use the local Kafka broker
+# unless KAFKA_BOOTSTRAP_SERVERS points at another one.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup broker demo test unit stop clean
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+setup: $(INSTALLED)
+
+broker: setup
+ifeq ($(strip $(KAFKA_BOOTSTRAP_SERVERS)),)
+	$(BIN)/segments kafka start
+else
+	@echo "Using the Kafka cluster at $(KAFKA_BOOTSTRAP_SERVERS)"
+endif
+
+demo: broker
+	$(BIN)/segments demo
+
+# The test suite starts its own broker (tests/support/brokers.py) unless
+# KAFKA_BOOTSTRAP_SERVERS is set; fetch the jars first so the download is visible.
+test: setup
+ifeq ($(strip $(KAFKA_BOOTSTRAP_SERVERS)),)
+	$(BIN)/segments kafka fetch
+endif
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+stop:
+	-$(BIN)/segments kafka stop
+
+clean: stop
+	rm -rf $(VENV) .segments

@@ -1,0 +1,92 @@
+"""The local broker's decisions that need no running broker: ports, config, clear errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream.broker import local
+from stream.broker.local import BrokerError, LocalBroker, free_port
+
+SEGMENTS = str(Path(sys.executable).with_name("segments"))
+
+
+def _messages() -> tuple[list[str], callable]:
+    said: list[str] = []
+    return said, said.append
+
+
+def test_default_port_taken_picks_another_and_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        monkeypatch.setattr(local, "DEFAULT_PORT", taken)
+        said, say = _messages()
+        port, controller_port = LocalBroker(home=tmp_path, say=say)._pick_ports(None, None)
+    assert port != taken and controller_port != port
+    assert said == [f"Port {taken} is taken by another program; using 127.0.0.1:{port} instead."]
+
+
+def test_explicit_port_taken_is_an_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"port {taken} is already in use"):
+            LocalBroker(home=tmp_path)._pick_ports(taken, free_port())
+
+
+def test_generated_config_supports_transactions_on_one_node(tmp_path: Path) -> None:
+    broker = LocalBroker(home=tmp_path)
+    broker._write_config(19092, 19093)
+    properties = dict(
+        line.split("=", 1) for line in broker.properties_file.read_text().splitlines() if line and not line.startswith("#")
+    )
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["transaction.state.log.replication.factor"] == "1"
+    assert properties["transaction.state.log.min.isr"] == "1"
+    assert properties["offsets.topic.replication.factor"] == "1"
+    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+
+
+def test_status_of_a_stale_pid_file_is_not_running(tmp_path: Path) -> None:
+    broker = LocalBroker(home=tmp_path)
+    broker.home.mkdir(parents=True)
+    # A pid that surely is not a Kafka broker: this test process itself.
+    broker.state_file.write_text(f'{{"pid": {os.getpid()}, "bootstrap": "127.0.0.1:1"}}')
+    assert not broker.status().running
+
+
+def _run_without(tmp_path: Path, keep: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run `segments kafka start` with a PATH holding only the named programs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in keep:
+        real = subprocess.run(["which", program], capture_output=True, text=True).stdout.strip()
+        if not real:
+            pytest.skip(f"{program} is not installed here")
+        (bin_dir / program).symlink_to(real)
+    env = {key: value for key, value in os.environ.items() if key not in ("JAVA_HOME", "SEGMENTS_KAFKA_LIB")}
+    env.update(PATH=str(bin_dir), SEGMENTS_HOME=str(tmp_path / "home"))
+    return subprocess.run([SEGMENTS, "kafka", "start"], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_missing_java_gives_one_clear_message(tmp_path: Path) -> None:
+    completed = _run_without(tmp_path, keep=[])
+    assert completed.returncode == 1
+    assert "Java 17 or newer is needed" in completed.stderr
+    assert "docker compose up" in completed.stderr and "KAFKA_BOOTSTRAP_SERVERS" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_missing_maven_without_cached_jars_gives_one_clear_message(tmp_path: Path) -> None:
+    completed = _run_without(tmp_path, keep=["java"])
+    assert completed.returncode == 1
+    assert "Maven is needed once" in completed.stderr
+    assert "Traceback" not in completed.stderr
