@@ -1,0 +1,34 @@
+"""The worker's internal record format on ``segments-events``.
+
+The intake validates each input once and forwards a compact normalized record (the
+typed event's fields, already converted to epoch ms and micro-units), keyed by
+customer id, so the customer agent never re-validates. The same topic carries clock
+ticks, one per partition, so ticks are ordered with the events they follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import orjson
+
+from stream.core.events import CartEvent, EmailOpenEvent, Event, OrderEvent
+
+_EVENT_TYPES = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent}
+TICK_KEY = b"\x00tick"
+
+
+def encode_event(event: Event) -> bytes:
+    return orjson.dumps(asdict(event))
+
+
+def encode_tick(now_ms: int) -> bytes:
+    return orjson.dumps({"tick": now_ms})
+
+
+def decode_record(value: bytes) -> Event | int:
+    """A typed event, or the instant of a clock tick."""
+    fields = orjson.loads(value)
+    if "tick" in fields:
+        return int(fields["tick"])
+    return _EVENT_TYPES[fields["type"]](**fields)
