@@ -10,6 +10,10 @@ import click
 from stream import __version__
 from stream.cli.broker import kafka_group
 from stream.cli.context import CliContext
+from stream.cli.batch import batch
+from stream.cli.replay import replay
+from stream.cli.snapshot import profile_command, snapshot
+from stream.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,6 +48,11 @@ def cli(context: click.Context, config_file: str | None, bootstrap_servers: str 
 
 
 cli.add_command(kafka_group)
+cli.add_command(worker)
+cli.add_command(replay)
+cli.add_command(batch)
+cli.add_command(snapshot)
+cli.add_command(profile_command)
 
 
 def main() -> None:

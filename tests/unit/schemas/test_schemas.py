@@ -62,9 +62,10 @@ def test_load_schema_names_and_fresh_copies() -> None:
             load_schema(bad)
 
 
-def test_schema_dir_falls_back_to_repo() -> None:
-    # No stream/events/_schemas/ in a source checkout: the repo folder is used.
-    assert schemas_module.schema_dir() == REPO_SCHEMAS
+def test_packaged_schemas_are_the_repo_schemas() -> None:
+    # stream/events/_schemas links to the top-level schemas/, so the installed package
+    # and a source checkout read the same files.
+    assert schemas_module.schema_dir().resolve() == REPO_SCHEMAS.resolve()
 
 
 def test_schema_dir_prefers_packaged_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,7 +84,7 @@ def test_schema_dir_prefers_packaged_copy(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.undo()
         schemas_module.schema_dir.cache_clear()
         schemas_module._load.cache_clear()
-    assert schemas_module.schema_dir() == REPO_SCHEMAS
+    assert schemas_module.schema_dir().resolve() == REPO_SCHEMAS.resolve()
 
 
 def test_input_schemas_follow_the_contract() -> None:

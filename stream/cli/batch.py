@@ -1,0 +1,46 @@
+"""``segments batch``: profiles and changes from a history file, without Kafka."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from stream.cli.history import INSTANT, iter_lines
+from stream.processing.batch import run_batch
+from stream.rules import RulesError, load_rules
+
+
+@click.command("batch")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--until", type=INSTANT, required=True, help="Evaluate everyone at this instant (a final clock tick).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Profiles, one JSON object per line (default: stdout).")
+@click.option("--changes", "changes_file", type=click.Path(dir_okay=False), help="Write the segment/tag changes here (JSON lines).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), help="Rules file; default: the shipped rules.")
+def batch(files: tuple[str, ...], until: int, out: str | None, changes_file: str | None, rules_file: str | None) -> None:
+    """Compute the worker's profiles and change list from FILES through the same core."""
+    try:
+        rules = load_rules(rules_file)
+    except RulesError as error:
+        raise click.ClickException(str(error)) from None
+    result = run_batch(iter_lines(files), rules, until)
+    _write_lines(out, (orjson.dumps(profile) for profile in result.profiles))
+    if changes_file:
+        _write_lines(changes_file, (orjson.dumps(change.to_json_dict()) for change in result.changes))
+    rejected = sum(result.rejected.values())
+    summary = f"{result.events} events, {len(result.profiles)} customers, {len(result.changes)} changes"
+    if rejected:
+        summary += f", {rejected} rejected (" + ", ".join(f"{reason}: {n}" for reason, n in sorted(result.rejected.items())) + ")"
+    click.echo(summary, err=True)
+
+
+def _write_lines(path: str | None, lines) -> None:
+    if path is None:
+        for line in lines:
+            sys.stdout.buffer.write(line + b"\n")
+        return
+    with Path(path).open("wb") as handle:
+        for line in lines:
+            handle.write(line + b"\n")

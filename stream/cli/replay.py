@@ -1,0 +1,85 @@
+"""``segments replay``: publish a history of events to the input topics."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import orjson
+from kafka import KafkaProducer
+
+from stream.cli.context import CliContext
+from stream.cli.history import INSTANT, iter_lines
+from stream.clients.progress import end_offsets, wait_until_consumed
+from stream.clients.topics import ensure_topics, partitions_of
+from stream.cli.worker import worker_topics
+from stream.core.timeutil import rfc3339_ms
+from stream.events.internal import TICK_KEY, encode_tick
+from stream.worker.settings import load_worker_settings
+
+
+def _topic_for(line: bytes, by_type: dict[str, str], fallback: str) -> tuple[str, bytes | None]:
+    """The input topic for a line, by its ``type``, and its customer key. Lines that are
+    not JSON objects still go out (to ``fallback``): the worker dead-letters them."""
+    try:
+        fields = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return fallback, None
+    if not isinstance(fields, dict):
+        return fallback, None
+    customer = fields.get("customer_id")
+    key = customer.encode() if isinstance(customer, str) else None
+    return by_type.get(fields.get("type"), fallback), key
+
+
+@click.command("replay")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--until", type=INSTANT, help="Afterwards, advance every partition's clock to this instant.")
+@click.option("--wait", is_flag=True, help="Return once the worker has processed everything.")
+@click.option("--rate", type=float, help="Events per second (default: as fast as possible).")
+@click.option("--key", "keying", type=click.Choice(["customer", "none"]), default="customer", show_default=True, help="Message key of the published events.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds --until/--wait wait for the worker.")
+@click.pass_obj
+def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait: bool, rate: float | None, keying: str, timeout: float) -> None:
+    """Publish JSON-lines FILES to the order/cart/email-open topics by each event's type."""
+    settings = load_worker_settings(context.config_file)
+    kafka = context.kafka_settings()
+    topics = settings.topics
+    by_type = {"order": topics.orders, "cart": topics.carts, "email_open": topics.email_opens}
+    ensure_topics(kafka, worker_topics(settings))
+
+    lines = list(iter_lines(files))
+    producer = KafkaProducer(acks="all", linger_ms=20, client_id="segments-replay", **kafka.kafka_python_kwargs())
+    started = time.monotonic()
+    with click.progressbar(lines, label=f"Publishing {len(lines)} events", file=click.get_text_stream("stderr")) as bar:
+        for sent, line in enumerate(bar, start=1):
+            topic, key = _topic_for(line, by_type, topics.orders)
+            producer.send(topic, key=key if keying == "customer" else None, value=line)
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+    producer.flush()
+    click.echo(f"Published {len(lines)} events in {time.monotonic() - started:.1f}s.", err=True)
+    if until is None and not wait:
+        producer.close()
+        return
+
+    # The worker must have taken in everything before the final tick, or the tick
+    # would overtake events and make them late.
+    _wait_for(kafka, settings.app_id, topics.inputs(), timeout, "the worker's intake")
+    if until is not None:
+        for partition in partitions_of(kafka, topics.events):
+            producer.send(topics.events, key=TICK_KEY, value=encode_tick(until), partition=partition)
+        producer.flush()
+        click.echo(f"Advanced every partition's clock to {rfc3339_ms(until)}.", err=True)
+    producer.close()
+    if wait:
+        _wait_for(kafka, settings.app_id, [topics.events], timeout, "the worker")
+        click.echo("The worker has processed everything.", err=True)
+
+
+def _wait_for(kafka, group: str, topics: list[str], timeout: float, who: str) -> None:
+    targets = end_offsets(kafka, topics)
+    if not wait_until_consumed(kafka, group, targets, timeout=timeout):
+        raise click.ClickException(f"{who} did not catch up within {timeout:.0f}s: is `segments worker` running?")

@@ -1,0 +1,105 @@
+"""``segments snapshot`` and ``segments profile``: customer profiles read from the worker's
+table changelogs and evaluated at each partition's clock by the same core. They work
+while the worker is down."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import murmur2
+
+from stream.cli.context import CliContext
+from stream.core.profile import profile
+from stream.core.state import CustomerState
+from stream.rules import RulesError, load_rules
+from stream.worker.settings import load_worker_settings
+from stream.worker.tables import clock_key
+
+
+def _read_compacted(kafka, topic: str, partitions: list[int] | None = None) -> dict[tuple[int, bytes], bytes]:
+    """Latest value per (partition, key) of a changelog topic, read to its end."""
+    consumer = KafkaConsumer(
+        client_id="segments-snapshot", enable_auto_commit=False, isolation_level="read_committed",
+        **kafka.kafka_python_kwargs(),
+    )
+    try:
+        available = sorted(consumer.partitions_for_topic(topic) or [])
+        wanted = [TopicPartition(topic, p) for p in available if partitions is None or p in partitions]
+        if not wanted:
+            return {}
+        consumer.assign(wanted)
+        consumer.seek_to_beginning(*wanted)
+        ends = consumer.end_offsets(wanted)
+        latest: dict[tuple[int, bytes], bytes] = {}
+        while any(consumer.position(tp) < ends[tp] for tp in wanted):
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                for record in records:
+                    if record.value is None:
+                        latest.pop((tp.partition, record.key), None)
+                    else:
+                        latest[(tp.partition, record.key)] = record.value
+        return latest
+    finally:
+        consumer.close()
+
+
+def _profiles(context: CliContext, rules_file: str | None, customer_id: str | None = None) -> list[dict]:
+    settings = load_worker_settings(context.config_file)
+    try:
+        rules = load_rules(rules_file or settings.rules_file)
+    except RulesError as error:
+        raise click.ClickException(str(error)) from None
+    kafka = context.kafka_settings()
+    customers_topic = f"{settings.app_id}-customers-changelog"
+    clocks_topic = f"{settings.app_id}-clocks-changelog"
+    partitions = None
+    if customer_id is not None:
+        # The worker's tables are partitioned like segments-events: Kafka's default
+        # (murmur2) partitioner on the customer id.
+        partitions = [(murmur2(customer_id.encode()) & 0x7FFFFFFF) % settings.partitions]
+    clocks = {
+        partition: int(value)
+        for (partition, key), value in _read_compacted(kafka, clocks_topic, partitions).items()
+        if key == clock_key(partition)
+    }
+    profiles = []
+    for (partition, key), value in sorted(_read_compacted(kafka, customers_topic, partitions).items(), key=lambda item: item[0][1]):
+        if customer_id is not None and key != customer_id.encode():
+            continue
+        state = CustomerState.from_bytes(value)
+        now = max(clocks.get(partition, state.evaluated_at or 0), state.evaluated_at or 0)
+        profiles.append(profile(state, now, rules))
+    return profiles
+
+
+@click.command("snapshot")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), help="The rules the worker runs (default: its config).")
+@click.pass_obj
+def snapshot(context: CliContext, out: str | None, rules_file: str | None) -> None:
+    """One profile per customer (JSON lines), as of each customer's partition clock."""
+    profiles = _profiles(context, rules_file)
+    handle = Path(out).open("wb") if out else sys.stdout.buffer
+    try:
+        for item in profiles:
+            handle.write(orjson.dumps(item) + b"\n")
+    finally:
+        if out:
+            handle.close()
+    click.echo(f"{len(profiles)} customers.", err=True)
+
+
+@click.command("profile")
+@click.argument("customer_id")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False))
+@click.pass_obj
+def profile_command(context: CliContext, customer_id: str, rules_file: str | None) -> None:
+    """Print one customer's profile: metrics, scores, segment and tags."""
+    found = _profiles(context, rules_file, customer_id)
+    if not found:
+        raise click.ClickException(f"no customer {customer_id!r} in the worker's state")
+    click.echo(orjson.dumps(found[0], option=orjson.OPT_INDENT_2).decode())

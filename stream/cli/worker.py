@@ -1,0 +1,80 @@
+"""``segments worker``: run the stream worker (a faust app) in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import click
+
+from stream.cli.context import CliContext
+from stream.clients import ConfigError
+from stream.clients.topics import TopicSpec, ensure_topics
+from stream.rules import RulesError, load_rules
+from stream.worker.settings import load_worker_settings
+
+log = logging.getLogger("stream.worker")
+CLEAN_MARKER = "CLEAN_SHUTDOWN"
+
+
+@click.command("worker")
+@click.option("--clock", type=click.Choice(["wall", "event"]), help="wall: tick from the wall clock (live, default); event: advance only with events and replay ticks.")
+@click.option("--processing-guarantee", type=click.Choice(["at_least_once", "exactly_once"]), help="Default at_least_once; exactly_once uses Kafka transactions.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), help="Rules file (TOML); default: the shipped rules.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Local state (RocksDB). Default .segments/worker.")
+@click.option("--partitions", type=int, help="Partitions of the topics the worker creates (default 4).")
+@click.option("--web-host", help="Address of the web endpoints (default 127.0.0.1).")
+@click.option("--web-port", type=int, help="Port of the web endpoints (default 6066).")
+@click.option("--app-id", help="Consumer group and table prefix (default 'segments').")
+@click.option("-l", "--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]), default="warn", show_default=True)
+@click.pass_obj
+def worker(context: CliContext, loglevel: str, rules_file: str | None, **options) -> None:
+    """Run the segmentation worker until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+    import faust
+
+    from stream.worker.app import build_app
+
+    try:
+        settings = load_worker_settings(context.config_file, rules_file=rules_file, **options)
+        rules = load_rules(settings.rules_file)
+    except (ConfigError, RulesError) as error:
+        raise click.ClickException(str(error)) from None
+    kafka = context.kafka_settings()
+    click.echo(f"segments worker: Kafka {kafka.describe()}, rules {rules.version}, clock {settings.clock}, {settings.processing_guarantee}", err=True)
+
+    ensure_topics(kafka, worker_topics(settings))
+    _recover_after_unclean_stop(Path(settings.data_dir))
+    app = build_app(settings, kafka, rules)
+    clean = False
+    try:
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    except SystemExit as exit_:
+        clean = exit_.code in (0, None)
+        raise
+    finally:
+        if clean:
+            (Path(settings.data_dir) / CLEAN_MARKER).touch()
+
+
+def worker_topics(settings) -> list[TopicSpec]:
+    """Every topic the worker reads or writes, created before faust subscribes: a topic
+    that appears after the group's first assignment would be ignored until a rebalance."""
+    topics = settings.topics
+    plain = [*topics.inputs(), topics.events, topics.dead_letter, topics.segment_changes]
+    specs = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in plain]
+    specs.append(TopicSpec(topics.customer_profiles, settings.partitions, settings.replication_factor, {"cleanup.policy": "compact"}))
+    return specs
+
+
+def _recover_after_unclean_stop(data_dir: Path) -> None:
+    """After a crash, local RocksDB may hold writes whose changelog records (or whose
+    outputs, under exactly-once) never committed. Rebuild from the changelogs instead."""
+    marker = data_dir / CLEAN_MARKER
+    if data_dir.exists() and any(data_dir.iterdir()) and not marker.exists():
+        click.echo("The last worker run did not stop cleanly: rebuilding local state from the changelogs.", err=True)
+        for child in data_dir.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)

@@ -1,0 +1,97 @@
+"""The change record (spec §7) and its deterministic id.
+
+Why deterministic ids: the worker may re-process a message after a crash or rebalance,
+and a replay of the same input must produce the same output. ``change_id`` is a hash of
+what the change *is* (customer, the customer's change sequence number, kind, from/to or
+tag/entered, ``at``, cause), so downstream consumers can drop duplicates by id, and the
+stream worker and the batch command produce byte-identical ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from .timeutil import rfc3339_ms
+
+ChangeKind = Literal["segment", "tag"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """What made a change happen: an input event, or time alone (``event_id`` None)."""
+
+    kind: Literal["event", "time"]
+    event_id: str | None = None
+    event_type: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        if self.kind == "time":
+            return {"kind": "time"}
+        return {"kind": "event", "event_id": self.event_id, "event_type": self.event_type}
+
+
+TIME = Cause("time")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One segment change or one tag entered/left.
+
+    ``segment``/``tags``/``scores``/``metrics`` describe the customer after *all* changes
+    of the same evaluation (so each record is self-contained for consumers).
+    ``scores`` is ``{"r","f","m","fm"}`` and ``metrics`` the spec §3 metrics, already in
+    their JSON form (all values null for a customer without a counted order).
+    """
+
+    change_id: str
+    customer_id: str
+    kind: ChangeKind
+    at: int  # epoch ms
+    cause: Cause
+    segment: str | None
+    tags: tuple[str, ...]
+    scores: dict[str, int | None]
+    metrics: dict[str, Any]
+    rules_version: str
+    from_segment: str | None = None  # kind == "segment"
+    to_segment: str | None = None  # kind == "segment"
+    tag: str | None = None  # kind == "tag"
+    entered: bool | None = None  # kind == "tag"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The wire form. ``from``/``to`` only on segment changes, ``tag``/``entered`` only
+        on tag changes; the shell adds ``emitted_at``."""
+        out: dict[str, Any] = {"change_id": self.change_id, "customer_id": self.customer_id, "kind": self.kind}
+        if self.kind == "segment":
+            out["from"] = self.from_segment
+            out["to"] = self.to_segment
+        else:
+            out["tag"] = self.tag
+            out["entered"] = self.entered
+        out["at"] = rfc3339_ms(self.at)
+        out["cause"] = self.cause.to_json_dict()
+        out["segment"] = self.segment
+        out["tags"] = list(self.tags)
+        out["scores"] = dict(self.scores)
+        out["metrics"] = dict(self.metrics)
+        out["rules_version"] = self.rules_version
+        return out
+
+
+def change_id(
+    customer_id: str,
+    seq: int,
+    kind: ChangeKind,
+    detail: tuple[Any, ...],
+    at: int,
+    cause: Cause,
+) -> str:
+    """32 hex chars of sha256 over the canonical JSON of the change's identity."""
+    payload = orjson.dumps(
+        [customer_id, seq, kind, list(detail), at, cause.kind, cause.event_id, cause.event_type]
+    )
+    return hashlib.sha256(payload).hexdigest()[:32]

@@ -1,0 +1,1 @@
+"""Demo data: the CDNOW purchase history and generated cart and email-open events."""

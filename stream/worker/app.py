@@ -1,0 +1,196 @@
+"""Build the faust app: topics, tables and the two agents around the pure processor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+import logging
+import time
+from collections import Counter
+from typing import Any, Iterator
+
+import faust
+import faust.streams as faust_streams
+import orjson
+
+from stream.clients import KafkaSettings
+from stream.core.profile import profile
+from stream.core.state import CustomerState
+from stream.core.timeutil import rfc3339_ms
+from stream.events import Rejection, decode_event, encode_dead_letter
+from stream.events.internal import TICK_KEY, decode_record, encode_event, encode_tick
+from stream.processing import PartitionProcessor, StepResult
+from stream.rules import Rules
+from stream.worker.settings import WorkerSettings
+from stream.worker.tables import TableStore
+
+log = logging.getLogger("stream.worker")
+
+_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+def _credentials(kafka: KafkaSettings) -> Any:
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=kafka.ssl_context(),
+        )
+    if kafka.uses_ssl:
+        return faust.SSLCredentials(kafka.ssl_context())
+    return None
+
+
+@contextlib.contextmanager
+def current_event_of(event: Any) -> Iterator[None]:
+    """Make ``event`` faust's current event while a batch is processed.
+
+    faust decides a table write's changelog partition from the current event, and
+    ``take_events`` yields with none set. The agent is partition-isolated, so the last
+    event of a batch belongs to the partition of every key the batch touches.
+    (faust has no public API for this.)
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def change_record(change: Any, emitted_at: str) -> bytes:
+    record = change.to_json_dict()
+    record["emitted_at"] = emitted_at
+    return orjson.dumps(record)
+
+
+def profile_record(state: CustomerState, rules: Rules) -> bytes:
+    return orjson.dumps(profile(state, state.evaluated_at, rules))
+
+
+class WorkerStats:
+    """Counters the ops endpoints read (events by type, DLQ by reason, changes)."""
+
+    def __init__(self) -> None:
+        self.events_by_type: Counter[str] = Counter()
+        self.dead_letters_by_reason: Counter[str] = Counter()
+        self.changes = 0
+        self.ticks = 0
+
+
+def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
+        broker_credentials=_credentials(kafka),
+        store="rocksdb://",
+        datadir=settings.data_dir,
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        key_serializer="raw",
+        value_serializer="raw",
+        # The customer agent holds a batch while its outputs are delivered.
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+    )
+    stats = WorkerStats()
+    app.segments_stats = stats  # type: ignore[attr-defined]
+    topics = settings.topics
+    partitions = settings.partitions
+
+    inputs = app.topic(*topics.inputs(), **_RAW)
+    events_topic = app.topic(topics.events, partitions=partitions, internal=True, **_RAW)
+    dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **_RAW)
+    changes_topic = app.topic(topics.segment_changes, partitions=partitions, internal=True, **_RAW)
+    profiles_topic = app.topic(
+        topics.customer_profiles, partitions=partitions, internal=True,
+        config={"cleanup.policy": "compact"}, **_RAW,
+    )
+
+    table_types = {"key_type": bytes, "value_type": bytes}
+    customers = app.Table("customers", partitions=partitions, **table_types)
+    timers = app.Table("timers", partitions=partitions, **table_types)
+    clocks = app.Table("clocks", partitions=partitions, **table_types)
+
+    @app.agent(inputs)
+    async def intake(stream: faust.Stream) -> None:
+        """Validate every input once; forward it keyed by customer, or dead-letter it."""
+        async for event in stream.events():
+            message = event.message
+            decoded = decode_event(
+                event.value,
+                reporting_currency=rules.reporting_currency,
+                currency_rates=rules.currency_rates,
+                max_event_bytes=rules.max_event_bytes,
+            )
+            if isinstance(decoded, Rejection):
+                stats.dead_letters_by_reason[decoded.reason] += 1
+                log.warning(
+                    "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, decoded.reason
+                )
+                await dead_letter_topic.send(
+                    key=message.key,
+                    value=encode_dead_letter(
+                        event.value, decoded,
+                        topic=message.topic, partition=message.partition, offset=message.offset,
+                        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+                        key=message.key, failed_at_ms=now_ms(), worker=settings.app_id,
+                    ),
+                )
+                continue
+            stats.events_by_type[decoded.type] += 1
+            await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
+
+    @app.agent(events_topic, isolated_partitions=True)
+    async def customer_agent(stream: faust.Stream) -> None:
+        """One actor per partition: events and ticks through the processor, in batches."""
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            with current_event_of(batch[-1]):
+                await process_batch(batch)
+
+    async def process_batch(batch: list[Any]) -> None:
+        partition = batch[-1].message.partition
+        store = TableStore(customers, timers, clocks, partition)
+        processor = PartitionProcessor(rules, store)
+        result = StepResult()
+        for event in batch:
+            record = decode_record(event.value)
+            if isinstance(record, int):
+                stats.ticks += 1
+                result.extend(processor.on_tick(record))
+            else:
+                result.extend(processor.on_event(record))
+        emitted_at = rfc3339_ms(now_ms())
+        pending = []
+        for change in result.changes:
+            pending.append(await changes_topic.send(key=change.customer_id.encode(), value=change_record(change, emitted_at)))
+        for customer_id, state in result.touched.items():
+            pending.append(await profiles_topic.send(key=customer_id.encode(), value=profile_record(state, rules)))
+        # Outputs first, state second: a crash in between repeats outputs, never loses them.
+        if pending:
+            await asyncio.gather(*pending)
+        store.flush()
+        stats.changes += len(result.changes)
+
+    if settings.clock == "wall":
+
+        @app.timer(settings.tick_interval_seconds)
+        async def wall_clock_tick() -> None:
+            """Tick every partition this worker owns, so time-caused changes fire live."""
+            tick = encode_tick(now_ms())
+            for tp in app.consumer.assignment():
+                if tp.topic == topics.events:
+                    await events_topic.send(key=TICK_KEY, value=tick, partition=tp.partition)
+
+    return app

@@ -1,0 +1,64 @@
+"""Worker settings: the ``[worker]`` table of the config file, overridden by CLI flags."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stream.clients import ConfigError
+
+
+class Topics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orders: str = "orders"
+    carts: str = "carts"
+    email_opens: str = "email-opens"
+    dead_letter: str = "events-dlq"
+    segment_changes: str = "segment-changes"
+    customer_profiles: str = "customer-profiles"
+    # Internal: validated events keyed by customer, plus clock ticks.
+    events: str = "segments-events"
+
+    def inputs(self) -> list[str]:
+        return [self.orders, self.carts, self.email_opens]
+
+
+class WorkerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = "segments"
+    topics: Topics = Field(default_factory=Topics)
+    # Partitions of the topics the worker creates (inputs if missing, internal, outputs).
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    clock: Literal["wall", "event"] = "wall"
+    tick_interval_seconds: float = Field(1.0, gt=0)
+    data_dir: str = ".segments/worker"
+    rules_file: str | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+    # Events per batch: outputs of a batch are delivered before its state is written.
+    batch_size: int = Field(500, ge=1)
+    batch_seconds: float = Field(0.1, gt=0)
+
+
+def load_worker_settings(config_file: str | Path | None, **overrides: Any) -> WorkerSettings:
+    """The ``[worker]`` table of ``config_file`` (if any) with non-None ``overrides`` on top."""
+    table: dict[str, Any] = {}
+    if config_file is not None and Path(config_file).is_file():
+        try:
+            table = tomllib.loads(Path(config_file).read_text(encoding="utf-8")).get("worker", {})
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{config_file}: not valid TOML: {error}") from None
+    table.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return WorkerSettings.model_validate(table)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ConfigError(f"{config_file or 'command line'}: worker.{where}: {problem['msg']}") from None

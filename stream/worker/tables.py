@@ -1,0 +1,137 @@
+"""A :class:`~stream.processing.ProcessorStore` over faust tables, one partition at a time.
+
+Three tables, each on RocksDB with a Kafka changelog:
+
+- ``customers``: customer id -> the core's state bytes;
+- ``timers``: 8-byte big-endian due instant + customer id -> empty. RocksDB keeps keys
+  sorted, so the due timers are a prefix of the partition's key space: a tick reads
+  exactly the customers that are due, never all of them;
+- ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms).
+
+Writes are buffered and flushed by the agent only after the batch's outputs are
+delivered: a crash in between re-processes the batch and re-sends the outputs (same
+change ids) instead of losing them.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from stream.core.state import CustomerState
+
+_DUE = struct.Struct(">q")
+_DELETED = object()
+
+
+def timer_key(due: int, customer_id: str) -> bytes:
+    return _DUE.pack(due) + customer_id.encode()
+
+
+def split_timer_key(key: bytes) -> tuple[int, str]:
+    return _DUE.unpack_from(key)[0], key[_DUE.size :].decode()
+
+
+def clock_key(partition: int) -> bytes:
+    return f"clock:{partition}".encode()
+
+
+class TableStore:
+    def __init__(self, customers: Any, timers: Any, clocks: Any, partition: int) -> None:
+        self._customers_table = customers
+        self._timers_table = timers
+        self._clocks_table = clocks
+        self.partition = partition
+        self._states: dict[str, CustomerState] = {}
+        self._dirty: set[str] = set()
+        self._timer_writes: dict[bytes, object] = {}  # key -> b"" (set) or _DELETED
+        self._clock: int | None = None
+        self._clock_loaded = False
+        self._clock_dirty = False
+
+    # ---------------------------------------------------------------- states
+
+    def load(self, customer_id: str) -> CustomerState | None:
+        state = self._states.get(customer_id)
+        if state is None:
+            raw = self._customers_table.get(customer_id.encode())
+            if raw is None:
+                return None
+            state = CustomerState.from_bytes(raw)
+            self._states[customer_id] = state
+        return state
+
+    def save(self, state: CustomerState) -> None:
+        self._states[state.customer_id] = state
+        self._dirty.add(state.customer_id)
+
+    # ---------------------------------------------------------------- timers
+
+    def due(self, now: int, limit: int) -> list[tuple[int, str]]:
+        found: dict[bytes, None] = {}
+        upper = _DUE.pack(now + 1)
+        for key in self._iter_persisted_timer_keys():
+            if key >= upper or len(found) >= limit:
+                break
+            if self._timer_writes.get(key) is not _DELETED:
+                found[key] = None
+        for key, write in self._timer_writes.items():
+            if write is not _DELETED and key < upper:
+                found[key] = None
+        return [split_timer_key(key) for key in sorted(found)[:limit]]
+
+    def _iter_persisted_timer_keys(self):
+        # faust's RocksDB store keeps one rocksdict per partition, opened in raw mode,
+        # so iteration is in byte order of the keys. (No public faust API exposes it.)
+        db = self._timers_table.data._db_for_partition(self.partition)
+        iterator = db.iter()
+        iterator.seek_to_first()
+        while iterator.valid():
+            yield iterator.key()
+            iterator.next()
+
+    def reschedule(self, customer_id: str, old_due: int | None, new_due: int | None) -> None:
+        if old_due == new_due:
+            return
+        if old_due is not None:
+            self._timer_writes[timer_key(old_due, customer_id)] = _DELETED
+        if new_due is not None:
+            self._timer_writes[timer_key(new_due, customer_id)] = b""
+
+    def pending_timer_writes(self) -> int:
+        return len(self._timer_writes)
+
+    # ----------------------------------------------------------------- clock
+
+    def clock(self) -> int | None:
+        if not self._clock_loaded:
+            raw = self._clocks_table.get(clock_key(self.partition))
+            self._clock = int(raw) if raw is not None else None
+            self._clock_loaded = True
+        return self._clock
+
+    def set_clock(self, now: int) -> None:
+        self._clock = now
+        self._clock_loaded = True
+        self._clock_dirty = True
+
+    # ----------------------------------------------------------------- flush
+
+    def flush(self) -> None:
+        """Write the buffered changes to the tables (and so to their changelogs).
+
+        Must run inside the agent's iteration of an event from this partition: faust
+        picks the changelog partition from the current event.
+        """
+        for customer_id in self._dirty:
+            self._customers_table[customer_id.encode()] = self._states[customer_id].to_bytes()
+        for key, write in self._timer_writes.items():
+            if write is _DELETED:
+                self._timers_table.pop(key, None)
+            else:
+                self._timers_table[key] = b""
+        if self._clock_dirty and self._clock is not None:
+            self._clocks_table[clock_key(self.partition)] = str(self._clock).encode()
+        self._dirty.clear()
+        self._timer_writes.clear()
+        self._clock_dirty = False
