@@ -1,0 +1,124 @@
+"""Running `segments worker` and the CLI as real processes, each test in its own namespace
+(app id, topics, data folder), against the session's real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer
+
+from stream.broker.local import free_port
+from tests.integration.kafka_helpers import consume_all
+
+SEGMENTS = str(Path(sys.executable).with_name("segments"))
+
+
+class WorkerNamespace:
+    """A config file naming unique topics, group and state folder for one test."""
+
+    def __init__(self, bootstrap: str, prefix: str, tmp_path: Path, *, clock: str = "event",
+                 guarantee: str = "at_least_once", partitions: int = 4) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.tmp_path = tmp_path
+        self.topics = {
+            "orders": f"{prefix}-orders", "carts": f"{prefix}-carts", "email_opens": f"{prefix}-email-opens",
+            "events": f"{prefix}-events", "segment_changes": f"{prefix}-changes",
+            "customer_profiles": f"{prefix}-profiles", "dead_letter": f"{prefix}-dlq",
+        }
+        self.config = tmp_path / f"{prefix}.toml"
+        topic_lines = "\n".join(f'{key} = "{value}"' for key, value in self.topics.items())
+        self.config.write_text(
+            f'[worker]\napp_id = "{prefix}"\ndata_dir = "{tmp_path / "worker-data"}"\n'
+            f'clock = "{clock}"\nprocessing_guarantee = "{guarantee}"\npartitions = {partitions}\n'
+            f"web_port = {free_port()}\n\n[worker.topics]\n{topic_lines}\n"
+        )
+        self.worker: subprocess.Popen | None = None
+        self.worker_log = tmp_path / f"{prefix}-worker.log"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+
+    def cli(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(
+            [SEGMENTS, "--config", str(self.config), *args],
+            env=self.env(), capture_output=True, text=True, timeout=timeout,
+        )
+        if check and completed.returncode != 0:
+            raise AssertionError(f"segments {' '.join(args)} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
+        return completed
+
+    def start_worker(self, *extra: str, ready_timeout: float = 90) -> None:
+        log = self.worker_log.open("ab")
+        self.worker = subprocess.Popen(
+            [SEGMENTS, "--config", str(self.config), "worker", "-l", "info", *extra],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.worker.poll() is not None:
+                raise AssertionError(f"worker exited ({self.worker.returncode}):\n{self.log_tail()}")
+            if self.worker_log.read_text(errors="replace").count("[^Worker]: Ready") > self._readies:
+                self._readies += 1
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready within {ready_timeout}s:\n{self.log_tail()}")
+
+    _readies = 0
+
+    def stop_worker(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.worker is not None
+        self.worker.send_signal(sig)
+        code = self.worker.wait(timeout=timeout)
+        self.worker = None
+        return code
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def read_topic(self, name: str, *, isolation_level: str = "read_uncommitted", idle: float = 2.0) -> list[Any]:
+        consumer = KafkaConsumer(
+            self.topics[name], bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, isolation_level=isolation_level, consumer_timeout_ms=int(idle * 1000),
+        )
+        try:
+            return [record for record in consumer]
+        finally:
+            consumer.close()
+
+    def changes_by_customer(self, **kwargs: Any) -> dict[str, list[dict]]:
+        by_customer: dict[str, list[dict]] = {}
+        for record in self.read_topic("segment_changes", **kwargs):
+            change = orjson.loads(record.value)
+            change.pop("emitted_at")
+            by_customer.setdefault(change["customer_id"], []).append(change)
+        return by_customer
+
+    def close(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.kill()
+            self.worker.wait(timeout=30)
+
+
+def batch_results(history: Path, until: str, tmp_path: Path) -> tuple[list[bytes], dict[str, list[dict]]]:
+    profiles, changes = tmp_path / "batch-profiles.jsonl", tmp_path / "batch-changes.jsonl"
+    subprocess.run(
+        [SEGMENTS, "batch", str(history), "--until", until, "--out", str(profiles), "--changes", str(changes)],
+        check=True, capture_output=True, timeout=900,
+    )
+    by_customer: dict[str, list[dict]] = {}
+    for line in changes.read_bytes().splitlines():
+        change = orjson.loads(line)
+        by_customer.setdefault(change["customer_id"], []).append(change)
+    return profiles.read_bytes().splitlines(), by_customer
