@@ -176,7 +176,7 @@ def test_time_changes_take_effect_at_the_first_instant_they_hold(history, tz):
         assert emitted_at(t) == (want["segment"], want["tags"]), (t, so_far)
 
 
-@settings(max_examples=max(5, EXAMPLES // 4), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(5, EXAMPLES // 6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.sampled_from(sorted(RULES)))
 def test_advance_step_by_step_equals_profile_day_by_day(history, tz):
     """After the last event, advancing to the end must match evaluating ``profile`` at

@@ -18,10 +18,10 @@ def test_empty_state_round_trip():
 
 def test_state_does_not_grow_with_history_length():
     events = []
-    for i in range(5 * 365):
+    for i in range(0, 3 * 365, 2):
         t = BASE + i * DAY + 3_600_000
         events.append(email_open(t))
-        if i % 3 == 0:
+        if i % 6 == 0:
             events.append(cart(t + 60_000))
         if i % 30 == 0:
             events.append(order(t + 120_000, f"o{i}", 25))
