@@ -160,6 +160,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> f
                 await process_batch(batch)
 
     async def process_batch(batch: list[Any]) -> None:
+        started = time.monotonic()
         partition = batch[-1].message.partition
         store = TableStore(customers, timers, clocks, partition)
         processor = PartitionProcessor(rules, store)
@@ -182,6 +183,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> f
             await asyncio.gather(*pending)
         store.flush()
         stats.changes += len(result.changes)
+        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(batch), len(result.changes), (time.monotonic() - started) * 1000)
 
     if settings.clock == "wall":
 

@@ -46,6 +46,7 @@ class TableStore:
         self._dirty: set[str] = set()
         self._timer_writes: dict[bytes, object] = {}  # key -> b"" (set) or _DELETED
         self._clock: int | None = None
+        self._persisted_clock: int | None = None
         self._clock_loaded = False
         self._clock_dirty = False
 
@@ -70,7 +71,7 @@ class TableStore:
     def due(self, now: int, limit: int) -> list[tuple[int, str]]:
         found: dict[bytes, None] = {}
         upper = _DUE.pack(now + 1)
-        for key in self._iter_persisted_timer_keys():
+        for key in self._iter_persisted_timer_keys(self._fired_through()):
             if key >= upper or len(found) >= limit:
                 break
             if self._timer_writes.get(key) is not _DELETED:
@@ -80,12 +81,23 @@ class TableStore:
                 found[key] = None
         return [split_timer_key(key) for key in sorted(found)[:limit]]
 
-    def _iter_persisted_timer_keys(self):
+    def _fired_through(self) -> int | None:
+        """Every timer at or before the clock persisted by the last batch has fired (and
+        was deleted), so scans can start after it and skip the deleted keys' tombstones,
+        which RocksDB would otherwise walk one by one."""
+        if not self._clock_loaded:
+            self.clock()
+        return self._persisted_clock
+
+    def _iter_persisted_timer_keys(self, fired_through: int | None):
         # faust's RocksDB store keeps one rocksdict per partition, opened in raw mode,
         # so iteration is in byte order of the keys. (No public faust API exposes it.)
         db = self._timers_table.data._db_for_partition(self.partition)
         iterator = db.iter()
-        iterator.seek_to_first()
+        if fired_through is None:
+            iterator.seek_to_first()
+        else:
+            iterator.seek(_DUE.pack(fired_through + 1))
         while iterator.valid():
             yield iterator.key()
             iterator.next()
@@ -106,13 +118,13 @@ class TableStore:
     def clock(self) -> int | None:
         if not self._clock_loaded:
             raw = self._clocks_table.get(clock_key(self.partition))
-            self._clock = int(raw) if raw is not None else None
+            self._clock = self._persisted_clock = int(raw) if raw is not None else None
             self._clock_loaded = True
         return self._clock
 
     def set_clock(self, now: int) -> None:
+        self.clock()  # remember the persisted clock before moving it
         self._clock = now
-        self._clock_loaded = True
         self._clock_dirty = True
 
     # ----------------------------------------------------------------- flush
