@@ -12,6 +12,7 @@ from stream.cli.broker import kafka_group
 from stream.cli.context import CliContext
 from stream.cli.batch import batch
 from stream.cli.replay import replay
+from stream.cli.rules import calibrate_command, rules_group
 from stream.cli.snapshot import profile_command, snapshot
 from stream.cli.worker import worker
 
@@ -53,6 +54,8 @@ cli.add_command(replay)
 cli.add_command(batch)
 cli.add_command(snapshot)
 cli.add_command(profile_command)
+cli.add_command(rules_group)
+cli.add_command(calibrate_command)
 
 
 def main() -> None:

@@ -44,8 +44,8 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
     click.echo(f"segments worker: Kafka {kafka.describe()}, rules {rules.version}, clock {settings.clock}, {settings.processing_guarantee}", err=True)
 
     ensure_topics(kafka, worker_topics(settings))
-    _recover_after_unclean_stop(Path(settings.data_dir))
-    app = build_app(settings, kafka, rules)
+    unclean = _recover_after_unclean_stop(Path(settings.data_dir))
+    app = build_app(settings, kafka, rules, repair_timers=unclean)
     clean = False
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -67,14 +67,16 @@ def worker_topics(settings) -> list[TopicSpec]:
     return specs
 
 
-def _recover_after_unclean_stop(data_dir: Path) -> None:
+def _recover_after_unclean_stop(data_dir: Path) -> bool:
     """After a crash, local RocksDB may hold writes whose changelog records (or whose
     outputs, under exactly-once) never committed. Rebuild from the changelogs instead."""
     marker = data_dir / CLEAN_MARKER
-    if data_dir.exists() and any(data_dir.iterdir()) and not marker.exists():
+    unclean = data_dir.exists() and any(data_dir.iterdir()) and not marker.exists()
+    if unclean:
         click.echo("The last worker run did not stop cleanly: rebuilding local state from the changelogs.", err=True)
         for child in data_dir.iterdir():
             if child.is_dir():
                 shutil.rmtree(child)
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
+    return unclean

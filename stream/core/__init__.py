@@ -16,7 +16,10 @@ Public API::
 
 Modules: ``timeutil`` (business days), ``state`` (layout, sizes), ``metrics``, ``scoring``,
 ``tags``, ``evaluation``, ``timers`` (next_due), ``engine`` (apply/advance), ``changes``,
-``profile``.
+``profile``; and two for speed that change no result: ``params`` (the rules' numbers as
+plain ints, once per ``Rules``) and ``summary`` (per-state view of the order records,
+built once per change of them: sorted order days with suffix sums, sorted time
+candidates). Benchmark: ``bench/bench_core.py``.
 """
 
 from .changes import TIME, Cause, Change

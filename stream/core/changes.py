@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -37,9 +37,11 @@ class Cause:
 TIME = Cause("time")
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One segment change or one tag entered/left.
+class Change(NamedTuple):
+    """One segment change or one tag entered/left. Immutable.
+
+    A NamedTuple rather than a frozen dataclass: a replay builds hundreds of thousands
+    of these, and a frozen dataclass of 14 fields is several times slower to construct.
 
     ``segment``/``tags``/``scores``/``metrics`` describe the customer after *all* changes
     of the same evaluation (so each record is self-contained for consumers).

@@ -41,13 +41,14 @@ from __future__ import annotations
 from stream.rules import Rules
 
 from .changes import TIME, Cause, Change, change_id
-from .evaluation import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate_at
 from .events import CartEvent, EmailOpenEvent, Event, OrderEvent
 from .metrics import NULL_METRICS
+from .params import RuleParams, params_for
 from .scoring import NULL_SCORES
 from .state import FULL_REFUND, CustomerState, OrderRec, id_key
-from .timers import next_due
-from .timeutil import day_of
+from .summary import summary_of
+from .timers import due_between
 
 
 def new_state(customer_id: str) -> CustomerState:
@@ -72,44 +73,56 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     key = id_key(event.event_id)
     if _is_redelivery(state, event, key):
         return []
+    p = params_for(rules)
     changes: list[Change] = []
     last = state.evaluated_at
     if last is None or event.occurred_at >= last:
-        changes.extend(advance(state, event.occurred_at, rules))
-        _apply_event(state, event, key, rules)
+        changes.extend(_advance(state, event.occurred_at, p))
+        _apply_event(state, event, key, p)
         now = event.occurred_at
         state.evaluated_at = now
     else:
-        _apply_event(state, event, key, rules)
+        _apply_event(state, event, key, p)
         now = last
     state.checked_to = state.evaluated_at  # the state changed: re-check candidates after L
     state.remember(key, now)
     cause = Cause("event", event.event_id, event.type)
-    changes.extend(_emit(state, evaluate(state, now, rules), cause, rules))
-    _prune(state, rules)
+    changes.extend(_emit(state, evaluate_at(state, now, p), cause, p))
+    _prune(state, p)
     return changes
 
 
 def advance(state: CustomerState, now: int, rules: Rules) -> list[Change]:
     """Emit every time-caused change with instant ``<= now``, in time order."""
+    return _advance(state, now, params_for(rules))
+
+
+def _advance(state: CustomerState, now: int, p: RuleParams) -> list[Change]:
     changes: list[Change] = []
-    while True:
-        due = next_due(state, rules)
-        if due is None or due > now:
-            break
-        fired = _emit(state, evaluate(state, due, rules), TIME, rules)
-        state.checked_to = due  # strictly increasing: next_due returns > checked_to
+    # The candidates change only when _prune drops records; evaluating one and emitting
+    # changes leaves them as they are, so they are listed once and walked in order (the
+    # loop of "next_due, evaluate, repeat" without re-deriving next_due each time).
+    pending = due_between(state, now, p)
+    i = 0
+    while i < len(pending):
+        due = pending[i]
+        i += 1
+        fired = _emit(state, evaluate_at(state, due, p), TIME, p)
+        state.checked_to = due  # strictly increasing: the candidates are > checked_to
         if fired:
             state.evaluated_at = due
             changes.extend(fired)
-            _prune(state, rules)
+            if _prune(state, p):
+                pending = due_between(state, now, p)
+                i = 0
     return changes
 
 
 # --- event application -------------------------------------------------------------------------
 
 
-def _apply_event(state: CustomerState, event: Event, key: int, rules: Rules) -> None:
+def _apply_event(state: CustomerState, event: Event, key: int, p: RuleParams) -> None:
+    state.records_changed()  # every kind of event changes orders, cart or opens
     if isinstance(event, OrderEvent):
         _apply_order(state, event, key)
     elif isinstance(event, CartEvent):
@@ -120,7 +133,7 @@ def _apply_event(state: CustomerState, event: Event, key: int, rules: Rules) -> 
     elif isinstance(event, EmailOpenEvent):
         if not event.privacy_open:
             # Opens too old to count at any now >= L are dropped by _prune.
-            day = day_of(event.occurred_at, rules.zone)
+            day = p.day_of(event.occurred_at)
             state.open_days[day] = state.open_days.get(day, 0) + 1
     else:  # pragma: no cover - the type union is closed
         raise TypeError(f"unknown event type {type(event).__name__}")
@@ -152,67 +165,85 @@ def _apply_order(state: CustomerState, event: OrderEvent, key: int) -> None:
 # --- diffs ---------------------------------------------------------------------------------------
 
 
-def _emit(state: CustomerState, ev: Evaluation, cause: Cause, rules: Rules) -> list[Change]:
+def _emit(state: CustomerState, ev: Evaluation, cause: Cause, p: RuleParams) -> list[Change]:
     """Changes between the last emitted segment/tags and ``ev``; updates the state."""
-    old_tags = set(state.tags)
-    new_tags = set(ev.tags)
+    segment, tags = ev.segment, ev.tags
+    old_segment, old_tags = state.segment, state.tags
+    if segment == old_segment and tags == old_tags:
+        return []  # the common case for time candidates; tags are sorted tuples
     diffs: list[tuple] = []
-    if ev.segment != state.segment:
-        diffs.append(("segment", (state.segment, ev.segment)))
-    for tag in sorted(old_tags ^ new_tags):
-        diffs.append(("tag", (tag, tag in new_tags)))
+    if segment != old_segment:
+        diffs.append(("segment", (old_segment, segment)))
+    for tag in sorted(set(old_tags).symmetric_difference(tags)):
+        diffs.append(("tag", (tag, tag in tags)))
     if not diffs:
         return []
     scores = ev.scores.to_json_dict() if ev.scores is not None else dict(NULL_SCORES)
     metrics = ev.metrics.to_json_dict() if ev.metrics is not None else dict(NULL_METRICS)
+    customer_id = state.customer_id
+    at = ev.now
     out: list[Change] = []
     for kind, detail in diffs:
         state.seq += 1
-        cid = change_id(state.customer_id, state.seq, kind, detail, ev.now, cause)
-        common = dict(
-            change_id=cid,
-            customer_id=state.customer_id,
-            kind=kind,
-            at=ev.now,
-            cause=cause,
-            segment=ev.segment,
-            tags=ev.tags,
-            scores=scores,
-            metrics=metrics,
-            rules_version=rules.version,
-        )
+        cid = change_id(customer_id, state.seq, kind, detail, at, cause)
         if kind == "segment":
-            out.append(Change(**common, from_segment=detail[0], to_segment=detail[1]))
+            extra = {"from_segment": detail[0], "to_segment": detail[1]}
         else:
-            out.append(Change(**common, tag=detail[0], entered=detail[1]))
-    state.segment = ev.segment
-    state.tags = ev.tags
+            extra = {"tag": detail[0], "entered": detail[1]}
+        out.append(
+            Change(
+                change_id=cid,
+                customer_id=customer_id,
+                kind=kind,
+                at=at,
+                cause=cause,
+                segment=segment,
+                tags=tags,
+                scores=scores,
+                metrics=metrics,
+                rules_version=p.version,
+                **extra,
+            )
+        )
+    state.segment = segment
+    state.tags = tags
     return out
 
 
 # --- bounding the state ------------------------------------------------------------------------
 
 
-def _prune(state: CustomerState, rules: Rules) -> None:
-    """Fold/drop what can no longer matter at any ``now >= evaluated_at``."""
+def _prune(state: CustomerState, p: RuleParams) -> bool:
+    """Fold/drop what can no longer matter at any ``now >= evaluated_at``.
+
+    Returns whether order records or open days were dropped (what the time candidates
+    depend on); forgetting old event ids does not count."""
     last = state.evaluated_at
     if last is None:
-        return
-    zone = rules.zone
-    today = day_of(last, zone)
-    out_of_window = today - rules.window_days  # day <= this: never counted again
-    expired = [
-        k for k, r in state.orders.items() if day_of(r.held_since if r.at is None else r.at, zone) <= out_of_window
-    ]
-    for okey in expired:
-        rec = state.orders.pop(okey)
-        if rec.counted:
-            assert rec.at is not None
-            state.folded_count += 1
-            state.folded_first = rec.at if state.folded_first is None else min(state.folded_first, rec.at)
-            state.folded_last = rec.at if state.folded_last is None else max(state.folded_last, rec.at)
-    t = rules.tags
-    keep_after = today - max(t.engaged_non_buyer.opens_window_days, t.prospect.window_days)
-    for d in [d for d in state.open_days if d <= keep_after]:
-        del state.open_days[d]
+        return False
+    day_of = p.day_of
+    today = day_of(last)
+    dropped = False
+    out_of_window = today - p.window_days  # day <= this: never counted again
+    oldest = summary_of(state, p).oldest_record_day
+    if oldest is not None and oldest <= out_of_window:  # else no record to fold or drop
+        expired = [
+            k for k, r in state.orders.items() if day_of(r.held_since if r.at is None else r.at) <= out_of_window
+        ]
+        for okey in expired:
+            rec = state.orders.pop(okey)
+            dropped = True
+            if rec.counted:
+                assert rec.at is not None
+                state.folded_count += 1
+                state.folded_first = rec.at if state.folded_first is None else min(state.folded_first, rec.at)
+                state.folded_last = rec.at if state.folded_last is None else max(state.folded_last, rec.at)
+    if state.open_days:
+        keep_after = today - p.open_days_kept
+        for d in [d for d in state.open_days if d <= keep_after]:
+            del state.open_days[d]
+            dropped = True
+    if dropped:
+        state.records_changed()
     state.prune_seen()
+    return dropped

@@ -6,18 +6,21 @@ Pure: never mutates the state. The engine diffs consecutive evaluations into cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stream.rules import Rules
 
-from .metrics import Metrics, compute_metrics
-from .scoring import Scores, compute_scores, segment_for
+from .metrics import Metrics, metrics_on_day
+from .params import RuleParams, params_for
+from .scoring import Scores, scores_for
 from .state import CustomerState
-from .tags import compute_tags
+from .summary import summary_of
+from .tags import tags_at
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(NamedTuple):
+    """Immutable; a NamedTuple for construction speed (see ``Metrics``)."""
+
     now: int
     metrics: Metrics | None
     scores: Scores | None
@@ -26,8 +29,18 @@ class Evaluation:
 
 
 def evaluate(state: CustomerState, now: int, rules: Rules) -> Evaluation:
-    metrics = compute_metrics(state, now, rules)
-    scores = compute_scores(metrics, rules) if metrics is not None else None
-    segment = segment_for(scores.r, scores.fm, rules) if scores is not None else None
-    tags = compute_tags(state, metrics, scores, now, rules)
-    return Evaluation(now=now, metrics=metrics, scores=scores, segment=segment, tags=tags)
+    return evaluate_at(state, now, params_for(rules))
+
+
+def evaluate_at(state: CustomerState, now: int, p: RuleParams) -> Evaluation:
+    """``evaluate`` with the rules' numbers already derived (the engine's hot path)."""
+    today = p.day_of(now)
+    metrics = metrics_on_day(summary_of(state, p), today, p)
+    if metrics is None:
+        scores = None
+        segment = None
+    else:
+        scores = scores_for(metrics, p)
+        segment = p.segment_rows[scores.r][scores.fm - 1]
+    tags = tags_at(state, metrics, scores, now, today, p)
+    return Evaluation(now, metrics, scores, segment, tags)

@@ -11,15 +11,17 @@ from typing import Any
 
 from stream.rules import Rules
 
-from .evaluation import evaluate
+from .evaluation import evaluate_at
 from .metrics import NULL_METRICS
+from .params import params_for
 from .state import CustomerState
 from .timeutil import rfc3339_ms
 
 
 def profile(state: CustomerState, now: int, rules: Rules) -> dict[str, Any]:
     """``customer_id, as_of, <metrics>, r, f, m, segment, tags, rules_version``."""
-    ev = evaluate(state, now, rules)
+    p = params_for(rules)
+    ev = evaluate_at(state, now, p)
     out: dict[str, Any] = {"customer_id": state.customer_id, "as_of": rfc3339_ms(now)}
     out.update(ev.metrics.to_json_dict() if ev.metrics is not None else NULL_METRICS)
     if ev.scores is not None:
@@ -28,5 +30,5 @@ def profile(state: CustomerState, now: int, rules: Rules) -> dict[str, Any]:
         out.update(r=None, f=None, m=None)
     out["segment"] = ev.segment
     out["tags"] = list(ev.tags)
-    out["rules_version"] = rules.version
+    out["rules_version"] = p.version
     return out

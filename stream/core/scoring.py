@@ -6,15 +6,17 @@ file) are tested cell by cell and edge by edge on their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stream.rules import Rules
 
 from .metrics import Metrics
+from .params import RuleParams, params_for
 
 
-@dataclass(frozen=True, slots=True)
-class Scores:
+class Scores(NamedTuple):
+    """Immutable; a NamedTuple for construction speed (see ``Metrics``)."""
+
     r: int
     f: int
     m: int
@@ -27,28 +29,31 @@ class Scores:
 NULL_SCORES: dict[str, None] = {"r": None, "f": None, "m": None, "fm": None}
 
 
+def _at_most(value: int, thresholds: tuple[int, ...]) -> int:
+    """5 if value <= t[0], 4 if <= t[1], 3 if <= t[2], 2 if <= t[3], else 1."""
+    t5, t4, t3, t2 = thresholds
+    return 5 if value <= t5 else 4 if value <= t4 else 3 if value <= t3 else 2 if value <= t2 else 1
+
+
+def _at_least(value: int, thresholds: tuple[int, ...]) -> int:
+    """5 if value >= t[0], 4 if >= t[1], 3 if >= t[2], 2 if >= t[3], else 1."""
+    t5, t4, t3, t2 = thresholds
+    return 5 if value >= t5 else 4 if value >= t4 else 3 if value >= t3 else 2 if value >= t2 else 1
+
+
 def r_score(recency_days: int, rules: Rules) -> int:
     """5 if recency <= t5, 4 if <= t4, 3 if <= t3, 2 if <= t2, else 1."""
-    for score, limit in zip((5, 4, 3, 2), rules.scores.recency.thresholds):
-        if recency_days <= limit:
-            return score
-    return 1
+    return _at_most(recency_days, params_for(rules).recency_thresholds)
 
 
 def f_score(frequency: int, rules: Rules) -> int:
     """5 if frequency >= t5 ... 2 if >= t2, else 1."""
-    for score, limit in zip((5, 4, 3, 2), rules.scores.frequency.thresholds):
-        if frequency >= limit:
-            return score
-    return 1
+    return _at_least(frequency, params_for(rules).frequency_thresholds)
 
 
 def m_score(monetary_cents: int, rules: Rules) -> int:
     """Compares the cent-rounded monetary value with the thresholds (in cents)."""
-    for score, limit in zip((5, 4, 3, 2), rules.monetary_cents):
-        if monetary_cents >= limit:
-            return score
-    return 1
+    return _at_least(monetary_cents, params_for(rules).monetary_cents)
 
 
 def fm_score(f: int, m: int) -> int:
@@ -57,11 +62,16 @@ def fm_score(f: int, m: int) -> int:
 
 
 def segment_for(r: int, fm: int, rules: Rules) -> str:
-    return rules.segments.row(r)[fm - 1]
+    return params_for(rules).segment_rows[r][fm - 1]
 
 
 def compute_scores(metrics: Metrics, rules: Rules) -> Scores:
-    r = r_score(metrics.recency_days, rules)
-    f = f_score(metrics.frequency, rules)
-    m = m_score(metrics.monetary_cents, rules)
-    return Scores(r=r, f=f, m=m, fm=fm_score(f, m))
+    return scores_for(metrics, params_for(rules))
+
+
+def scores_for(metrics: Metrics, p: RuleParams) -> Scores:
+    """``compute_scores`` with the rules' numbers already derived (the engine's hot path)."""
+    r = _at_most(metrics.recency_days, p.recency_thresholds)
+    f = _at_least(metrics.frequency, p.frequency_thresholds)
+    m = _at_least(metrics.monetary_cents, p.monetary_cents)
+    return Scores(r, f, m, (f + m + 1) // 2)  # fm_score, inlined

@@ -20,64 +20,57 @@ steps are listed here:
 
 Day-based candidates are 00:00 (business time zone) of the day, via ``day_start_ms``.
 Every candidate is a *possible* change: ``advance`` evaluates it and may find nothing.
+
+The candidates depend only on the order records, the folded aggregates, the cart and the
+open days (not on ``now``, ``evaluated_at`` or what was emitted), so they are built once
+per change of those, sorted, in the state's ``RecordSummary`` (``summary``): ``next_due``,
+which the worker calls several times per event, is a binary search.
 """
 
 from __future__ import annotations
 
-import math
+from bisect import bisect_right
 
 from stream.rules import Rules
 
-from .metrics import compute_metrics
+from .params import RuleParams, params_for
 from .state import CustomerState
-from .tags import overdue_limit
-from .timeutil import day_of, day_start_ms
+from .summary import summary_of
 
 
 def candidate_instants(state: CustomerState, rules: Rules) -> set[int]:
     """Every instant at which the evaluation may step (some may be in the past)."""
     if state.evaluated_at is None:
         return set()
-    zone = rules.zone
-    t = rules.tags
-    days: set[int] = set()
-    exact: set[int] = set()
+    return set(summary_of(state, params_for(rules)).candidates)
 
-    metrics = compute_metrics(state, state.evaluated_at, rules)
-    if metrics is not None:
-        last_day = day_of(metrics.last_order_at, zone)
-        offsets = {limit + 1 for limit in rules.scores.recency.thresholds}
-        offsets.add(t.one_time_buyer.min_recency_days)
-        offsets.add(t.lapsed.min_recency_days)
-        offsets.add(t.repeat_purchaser.max_recency_days + 1)
-        offsets.add(t.overdue.max_recency_days + 1)
-        offsets.add(t.engaged_non_buyer.no_order_days)
-        if metrics.orders_lifetime >= 2:
-            offsets.add(math.floor(overdue_limit(metrics, rules)) + 1)
-        days.update(last_day + k for k in offsets)
-        for rec in state.orders.values():
-            if rec.counted:
-                assert rec.at is not None
-                days.add(day_of(rec.at, zone) + rules.window_days)
 
-    if state.cart_at is not None:
-        exact.add(state.cart_at + t.cart_abandoner.after_ms)
-        exact.add(state.cart_at + t.cart_abandoner.until_ms)
-        days.add(day_of(state.cart_at, zone) + t.prospect.window_days)
-
-    for d in state.open_days:
-        days.add(d + t.engaged_non_buyer.opens_window_days)
-        days.add(d + t.prospect.window_days)
-
-    exact.update(day_start_ms(d, zone) for d in days)
-    return exact
+def _checked_after(state: CustomerState, evaluated_at: int) -> int:
+    """Candidates up to here are done: ``evaluated_at``, or ``checked_to`` when later."""
+    checked_to = state.checked_to
+    return evaluated_at if checked_to is None or checked_to < evaluated_at else checked_to
 
 
 def next_due(state: CustomerState, rules: Rules) -> int | None:
     """The next instant after ``evaluated_at`` (and after what ``advance`` already checked)
     at which a time-caused change is possible; None if time alone can change nothing."""
+    return next_due_at(state, params_for(rules))
+
+
+def next_due_at(state: CustomerState, p: RuleParams) -> int | None:
+    """``next_due`` with the rules' numbers already derived."""
     if state.evaluated_at is None:
         return None
-    after = state.evaluated_at if state.checked_to is None else max(state.evaluated_at, state.checked_to)
-    future = [c for c in candidate_instants(state, rules) if c > after]
-    return min(future) if future else None
+    candidates = summary_of(state, p).candidates
+    i = bisect_right(candidates, _checked_after(state, state.evaluated_at))
+    return candidates[i] if i < len(candidates) else None
+
+
+def due_between(state: CustomerState, now: int, p: RuleParams) -> list[int]:
+    """The candidates in ``(checked after, now]``, ascending: what ``advance`` to ``now``
+    evaluates, for as long as the records (and so the candidates) stay the same."""
+    if state.evaluated_at is None:
+        return []
+    candidates = summary_of(state, p).candidates
+    start = bisect_right(candidates, _checked_after(state, state.evaluated_at))
+    return candidates[start : bisect_right(candidates, now, lo=start)]

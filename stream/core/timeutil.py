@@ -9,22 +9,30 @@ them wrong around DST transitions would make the stream and the batch command di
   between calendar dates, independent of 23/25-hour DST days.
 - ``day_start_ms(day, zone)``: the first instant of that local date: 00:00, or, when
   00:00 does not exist (a DST gap at midnight), the first instant that does.
+
+Why ``calendar(zone)``: the engine calls these a few times per order per evaluation, and
+a ``zoneinfo`` conversion costs microseconds. ``calendar(zone)`` returns the two functions
+specialised for the zone once: plain integer arithmetic for UTC, memoised conversions for
+any other zone (the same instants and days recur constantly: order instants, day starts).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_UTC_KEYS = frozenset(("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"))
 
 
 def _is_utc(zone: ZoneInfo) -> bool:
-    return zone.key in ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu")
+    return zone.key in _UTC_KEYS
 
 
 @lru_cache(maxsize=1 << 16)
@@ -35,7 +43,7 @@ def _day_of_tz(ms: int, zone: ZoneInfo) -> int:
 
 def day_of(ms: int, zone: ZoneInfo) -> int:
     """Business day number of instant ``ms`` (epoch ms) in ``zone``."""
-    if _is_utc(zone):
+    if zone.key in _UTC_KEYS:
         return ms // DAY_MS
     return _day_of_tz(ms, zone)
 
@@ -65,13 +73,59 @@ def day_start_ms(day: int, zone: ZoneInfo) -> int:
     return hi
 
 
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """``day_of`` and ``day_start_ms`` bound to one zone (same results, less overhead)."""
+
+    zone: ZoneInfo
+    day_of: Callable[[int], int]  # instant (epoch ms) -> business day number
+    day_start: Callable[[int], int]  # business day number -> its first instant (epoch ms)
+
+
+def _utc_day_of(ms: int) -> int:
+    return ms // DAY_MS
+
+
+def _utc_day_start(day: int) -> int:
+    return day * DAY_MS
+
+
+@lru_cache(maxsize=64)
+def calendar(zone: ZoneInfo) -> Calendar:
+    """The business calendar of ``zone``: cached, so cheap to ask for on every call."""
+    if _is_utc(zone):
+        return Calendar(zone, _utc_day_of, _utc_day_start)
+
+    # Per-zone memo tables (the module-level caches are keyed by (value, zone): one more
+    # tuple and hash per call). Sizes bound memory; misses fall back to the exact functions.
+    @lru_cache(maxsize=1 << 16)
+    def zone_day_of(ms: int) -> int:
+        return _day_of_tz(ms, zone)
+
+    @lru_cache(maxsize=1 << 14)
+    def zone_day_start(day: int) -> int:
+        return day_start_ms(day, zone)
+
+    return Calendar(zone, zone_day_of, zone_day_start)
+
+
+@lru_cache(maxsize=1 << 12)
+def _utc_date_text(day: int) -> str:
+    d = date.fromordinal(day + _EPOCH_ORDINAL)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+@lru_cache(maxsize=1 << 16)
 def rfc3339_ms(ms: int) -> str:
-    """``1997-01-01T00:00:00.000Z``: RFC 3339, UTC, milliseconds."""
-    dt = _EPOCH + timedelta(milliseconds=ms)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-        f".{ms % 1000:03d}Z"
-    )
+    """``1997-01-01T00:00:00.000Z``: RFC 3339, UTC, milliseconds.
+
+    Memoised and computed from the day number (a ``datetime`` per call was a visible
+    share of emitting a change): the same instants recur in every change of a customer."""
+    day, in_day = divmod(ms, DAY_MS)
+    seconds, millis = divmod(in_day, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_utc_date_text(day)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
 
 
 def parse_rfc3339_ms(text: str) -> int:

@@ -17,6 +17,7 @@ import orjson
 from stream.clients import KafkaSettings
 from stream.core.profile import profile
 from stream.core.state import CustomerState
+from stream.core.timers import next_due
 from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, decode_event, encode_dead_letter
 from stream.events.internal import TICK_KEY, decode_record, encode_event, encode_tick
@@ -83,7 +84,9 @@ class WorkerStats:
         self.ticks = 0
 
 
-def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> faust.App:
+def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, repair_timers: bool = False) -> faust.App:
+    """``repair_timers``: the last run stopped uncleanly; re-derive each partition's timer
+    index from its customer states before its first batch (see TableStore.repair_timers)."""
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
@@ -112,11 +115,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> f
     inputs = app.topic(*topics.inputs(), **_RAW)
     events_topic = app.topic(topics.events, partitions=partitions, internal=True, **_RAW)
     dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **_RAW)
-    changes_topic = app.topic(topics.segment_changes, partitions=partitions, internal=True, **_RAW)
-    profiles_topic = app.topic(
-        topics.customer_profiles, partitions=partitions, internal=True,
-        config={"cleanup.policy": "compact"}, **_RAW,
-    )
 
     table_types = {"key_type": bytes, "value_type": bytes}
     customers = app.Table("customers", partitions=partitions, **table_types)
@@ -159,10 +157,32 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> f
             with current_event_of(batch[-1]):
                 await process_batch(batch)
 
+    repaired_partitions: set[int] = set()
+
+    async def send_output(source_partition: int, topic: str, key: bytes, value: bytes) -> Any:
+        """Send an output record; under exactly-once, inside the transaction that commits
+        the source partition's offsets and its table changelog writes.
+
+        faust picks a transaction from the *destination* topic's partition group, and
+        the output topics are not consumed by this app, so it would send them outside
+        any transaction. Route them to the source partition's transactional producer.
+        """
+        if app.in_transaction:
+            group = app.assignor.group_for_topic(topics.events)
+            transactional_id = f"{app.conf.id}-{group}-{source_partition}"
+            return await app.consumer.transactions.producer.send(
+                topic, key, value, None, None, None, transactional_id=transactional_id
+            )
+        return await app.producer.send(topic, key, value, None, None, None)
+
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()
         partition = batch[-1].message.partition
         store = TableStore(customers, timers, clocks, partition)
+        if repair_timers and partition not in repaired_partitions:
+            fixed = store.repair_timers(lambda state: next_due(state, rules))
+            repaired_partitions.add(partition)
+            log.warning("partition %d: timer index checked after an unclean stop, %d timers rewritten", partition, fixed)
         processor = PartitionProcessor(rules, store)
         result = StepResult()
         for event in batch:
@@ -175,9 +195,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules) -> f
         emitted_at = rfc3339_ms(now_ms())
         pending = []
         for change in result.changes:
-            pending.append(await changes_topic.send(key=change.customer_id.encode(), value=change_record(change, emitted_at)))
+            pending.append(await send_output(partition, topics.segment_changes, change.customer_id.encode(), change_record(change, emitted_at)))
         for customer_id, state in result.touched.items():
-            pending.append(await profiles_topic.send(key=customer_id.encode(), value=profile_record(state, rules)))
+            pending.append(await send_output(partition, topics.customer_profiles, customer_id.encode(), profile_record(state, rules)))
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
         if pending:
             await asyncio.gather(*pending)

@@ -21,6 +21,8 @@ from typing import Any
 from stream.core.state import CustomerState
 
 _DUE = struct.Struct(">q")
+# faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
+_FAUST_KEY_PREFIX = b"__faust"
 _DELETED = object()
 
 
@@ -109,6 +111,40 @@ class TableStore:
             self._timer_writes[timer_key(old_due, customer_id)] = _DELETED
         if new_due is not None:
             self._timer_writes[timer_key(new_due, customer_id)] = b""
+
+    def repair_timers(self, next_due) -> int:
+        """Re-derive the partition's timer index from its customer states.
+
+        Under at-least-once, a crash can persist a customer's new state while the
+        matching timer write is lost (different changelog partitions, no transaction).
+        After an unclean stop the worker runs this once per partition, a full scan of
+        that partition, so no customer's time-caused change is ever skipped.
+        Returns the number of timers written."""
+        customers_db = self._customers_table.data._db_for_partition(self.partition)
+        timers_db = self._timers_table.data._db_for_partition(self.partition)
+        scheduled: dict[str, int] = {}
+        iterator = timers_db.iter()
+        iterator.seek_to_first()
+        while iterator.valid():
+            if not iterator.key().startswith(_FAUST_KEY_PREFIX):
+                due, customer_id = split_timer_key(iterator.key())
+                scheduled[customer_id] = due
+            iterator.next()
+        written = 0
+        iterator = customers_db.iter()
+        iterator.seek_to_first()
+        while iterator.valid():
+            if iterator.key().startswith(_FAUST_KEY_PREFIX):
+                iterator.next()
+                continue
+            state = CustomerState.from_bytes(iterator.value())
+            expected = next_due(state)
+            current = scheduled.get(state.customer_id)
+            if current != expected:
+                self.reschedule(state.customer_id, current, expected)
+                written += 1
+            iterator.next()
+        return written
 
     def pending_timer_writes(self) -> int:
         return len(self._timer_writes)
