@@ -51,10 +51,15 @@ def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait:
     lines = list(iter_lines(files))
     producer = KafkaProducer(acks="all", linger_ms=20, client_id="segments-replay", **kafka.kafka_python_kwargs())
     started = time.monotonic()
+    stamped = 0
     with click.progressbar(lines, label=f"Publishing {len(lines)} events", file=click.get_text_stream("stderr")) as bar:
         for sent, line in enumerate(bar, start=1):
             topic, key = _topic_for(line, by_type, topics.orders)
-            producer.send(topic, key=key if keying == "customer" else None, value=line)
+            # Strictly increasing record timestamps: the worker breaks ties between equal
+            # occurred_at instants by arrival, and these carry the file's order across
+            # topics and partitions.
+            stamped = max(time.time_ns() // 1_000_000, stamped + 1)
+            producer.send(topic, key=key if keying == "customer" else None, value=line, timestamp_ms=stamped)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:

@@ -22,6 +22,7 @@ from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, decode_event, encode_dead_letter
 from stream.events.internal import TICK_KEY, decode_record, encode_event, encode_tick
 from stream.processing import PartitionProcessor, StepResult
+from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.settings import WorkerSettings
 from stream.worker.tables import TableStore
@@ -121,11 +122,41 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     timers = app.Table("timers", partitions=partitions, **table_types)
     clocks = app.Table("clocks", partitions=partitions, **table_types)
 
+    merger: EventTimeMerger[tuple[Any, Any]] = EventTimeMerger()
+    input_names = set(topics.inputs())
+    quiet_since: dict[Any, float] = {}
+
+    def input_partitions() -> list[Any]:
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic in input_names]
+        for tp in assigned:
+            quiet_since.setdefault(tp, time.monotonic())
+        return assigned
+
+    def exhausted(tp: Any) -> bool:
+        """Nothing older can come from ``tp`` for now: it is read to its end and has been
+        quiet for a moment (the highwater seen by the last fetch may be stale), or it
+        never had anything for us."""
+        quiet = time.monotonic() - quiet_since.get(tp, 0.0)
+        highwater = app.consumer.highwater(tp)
+        last = merger.last_offset.get(tp)
+        if last is None:
+            return highwater == 0 or quiet >= settings.input_idle_seconds
+        return highwater is not None and last + 1 >= highwater and quiet >= settings.input_quiet_seconds
+
+    async def release_in_time_order() -> None:
+        for decoded, event in merger.release(input_partitions(), exhausted):
+            await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
+            event.ack()
+
     @app.agent(inputs)
     async def intake(stream: faust.Stream) -> None:
-        """Validate every input once; forward it keyed by customer, or dead-letter it."""
-        async for event in stream.events():
+        """Validate every input once; forward it keyed by customer in event-time order
+        (see stream.processing.merge), or dead-letter it. Acks are manual: an event is
+        acknowledged only once forwarded, so a crash re-reads what was still held."""
+        async for event in stream.noack().events():
             message = event.message
+            tp = message.tp
+            quiet_since[tp] = time.monotonic()
             decoded = decode_event(
                 event.value,
                 reporting_currency=rules.reporting_currency,
@@ -146,9 +177,19 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                         key=message.key, failed_at_ms=now_ms(), worker=settings.app_id,
                     ),
                 )
-                continue
-            stats.events_by_type[decoded.type] += 1
-            await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
+                merger.note_offset(tp, message.offset)
+                event.ack()
+            else:
+                stats.events_by_type[decoded.type] += 1
+                arrived_at = int(message.timestamp * 1000) if message.timestamp else 0
+                merger.add(tp, message.offset, decoded.occurred_at, (decoded, event), arrived_at)
+            await release_in_time_order()
+
+    @app.timer(settings.input_quiet_seconds)
+    async def release_held_events() -> None:
+        """Release what the last message left held once its partitions go quiet."""
+        if len(merger):
+            await release_in_time_order()
 
     @app.agent(events_topic, isolated_partitions=True)
     async def customer_agent(stream: faust.Stream) -> None:

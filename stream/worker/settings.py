@@ -42,6 +42,11 @@ class WorkerSettings(BaseModel):
     rules_file: str | None = None
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    # The intake's event-time merge (stream/processing/merge.py): a partition read to its
+    # end counts as exhausted after this long without a new message; one never read
+    # from, after input_idle_seconds.
+    input_quiet_seconds: float = Field(0.2, gt=0)
+    input_idle_seconds: float = Field(2.0, gt=0)
     # Events per batch: outputs of a batch are delivered before its state is written.
     batch_size: int = Field(500, ge=1)
     batch_seconds: float = Field(0.1, gt=0)

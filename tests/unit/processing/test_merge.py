@@ -1,0 +1,43 @@
+from stream.processing.merge import EventTimeMerger
+
+
+def test_holds_events_until_every_partition_has_caught_up_in_time() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    partitions = ["orders/0", "carts/0"]
+    never_exhausted = lambda partition: False  # noqa: E731
+    merger.add("orders/0", 0, 100, "order@100")
+    merger.add("orders/0", 1, 300, "order@300")
+    assert merger.release(partitions, never_exhausted) == []  # carts/0 could still send older events
+    merger.add("carts/0", 0, 200, "cart@200")
+    # carts/0 is empty again after its event: order@300 waits for it.
+    assert merger.release(partitions, never_exhausted) == ["order@100", "cart@200"]
+    assert len(merger) == 1
+
+
+def test_an_exhausted_partition_does_not_hold_the_others_back() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    merger.add("orders/0", 0, 500, "late order")
+    assert merger.release(["orders/0", "carts/0"], lambda partition: partition == "carts/0") == ["late order"]
+
+
+def test_equal_instants_keep_arrival_order() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    for index, name in enumerate(["first", "second", "third"]):
+        merger.add("p", index, 100, name)
+    assert merger.release(["p"], lambda partition: True) == ["first", "second", "third"]
+
+
+def test_a_partition_keeps_its_own_order_so_late_events_stay_late() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    merger.add("a", 0, 100, "a@100")
+    merger.add("a", 1, 40, "a@40")  # older than a's latest: late on its own partition
+    merger.add("b", 0, 50, "b@50")
+    merger.add("b", 1, 200, "b@200")
+    assert merger.release(["a", "b"], lambda partition: True) == ["b@50", "a@100", "a@40", "b@200"]
+
+
+def test_equal_instants_across_partitions_follow_record_timestamps() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    merger.add("b", 0, 100, "sent second", arrived_at=2)
+    merger.add("a", 0, 100, "sent first", arrived_at=1)
+    assert merger.release(["a", "b"], lambda partition: True) == ["sent first", "sent second"]
