@@ -131,6 +131,7 @@ def demo(context: CliContext, customers: int | None) -> None:
         consumer_timeout_ms=500, **kafka.kafka_python_kwargs(),
     )
     try:
+        last_line = 0.0
         with Live(view.render("replaying..."), console=console, refresh_per_second=2, transient=not console.is_terminal) as live:
             while replay.poll() is None:
                 for record in consumer:
@@ -138,6 +139,10 @@ def demo(context: CliContext, customers: int | None) -> None:
                 if worker.poll() is not None:
                     raise click.ClickException(f"the worker stopped; see {folder / 'worker.log'}")
                 live.update(view.render(f"replaying... {time.monotonic() - started:.0f}s"))
+                if not console.is_terminal and time.monotonic() - last_line >= 10:
+                    # Not a terminal (CI, a pipe): a progress line instead of the live view.
+                    last_line = time.monotonic()
+                    print(f"{last_line - started:5.0f}s  {view.changes} changes, event time {view.last_at[:10] or '-'}", file=sys.stderr, flush=True)
             for record in consumer:  # the tail after the final tick
                 view.add(orjson.loads(record.value))
         if replay.returncode != 0:

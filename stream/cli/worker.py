@@ -12,7 +12,7 @@ from stream.cli.context import CliContext
 from stream.clients import ConfigError
 from stream.clients.topics import TopicSpec, ensure_topics
 from stream.rules import RulesError, load_rules
-from stream.worker.settings import load_worker_settings
+from stream.worker.settings import load_worker_settings, state_dir
 
 log = logging.getLogger("stream.worker")
 CLEAN_MARKER = "CLEAN_SHUTDOWN"
@@ -44,7 +44,7 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
     click.echo(f"segments worker: Kafka {kafka.describe()}, rules {rules.version}, clock {settings.clock}, {settings.processing_guarantee}", err=True)
 
     ensure_topics(kafka, worker_topics(settings))
-    unclean = _recover_after_unclean_stop(Path(settings.data_dir))
+    unclean = _recover_after_unclean_stop(state_dir(settings))
     app = build_app(settings, kafka, rules, repair_timers=unclean)
     clean = False
     try:
@@ -54,7 +54,7 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
         raise
     finally:
         if clean:
-            (Path(settings.data_dir) / CLEAN_MARKER).touch()
+            (state_dir(settings) / CLEAN_MARKER).touch()
 
 
 def worker_topics(settings) -> list[TopicSpec]:

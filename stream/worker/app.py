@@ -24,7 +24,7 @@ from stream.events.internal import TICK_KEY, decode_record, encode_event, encode
 from stream.processing import PartitionProcessor, StepResult
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.settings import WorkerSettings
+from stream.worker.settings import WorkerSettings, state_dir
 from stream.worker.tables import TableStore
 
 log = logging.getLogger("stream.worker")
@@ -93,7 +93,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
         broker_credentials=_credentials(kafka),
         store="rocksdb://",
-        datadir=settings.data_dir,
+        datadir=str(state_dir(settings)),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -52,6 +52,11 @@ class WorkerSettings(BaseModel):
     batch_seconds: float = Field(0.1, gt=0)
 
 
+def state_dir(settings: WorkerSettings) -> Path:
+    """This app's local state: one folder per app id, so apps sharing data_dir never mix."""
+    return Path(settings.data_dir) / settings.app_id
+
+
 def load_worker_settings(config_file: str | Path | None, **overrides: Any) -> WorkerSettings:
     """The ``[worker]`` table of ``config_file`` (if any) with non-None ``overrides`` on top."""
     table: dict[str, Any] = {}
