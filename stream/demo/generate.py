@@ -10,7 +10,7 @@ replay publishes them in. On top of the orders it adds:
 - cancellations (~2 % of orders, within a day), partial refunds (~3 %, days later, with
   ``refund_amount``) and a few full refunds (no ``refund_amount``);
 - carts: a cart before ~40 % of orders (``add`` 1-3 h before, sometimes ``update`` and
-  ``checkout_started``), abandoned carts at random times (some ``remove``\\d from, some
+  ``checkout_started``), abandoned carts at random times (some with a ``remove``, some
   later ``cleared``), and non-buying customers (``prospect-*``) with carts and opens;
 - weekly email campaigns; opens by buyers and by non-buyers, ~15 % of them machine opens
   (``apple_privacy_open: true``);
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as _dt
-import math
+import functools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -72,9 +72,9 @@ CART_BEFORE_ORDER_SHARE = 0.40
 COUPON_HEAVY_SHARE = 0.15
 TIMEZONE_SHARE = 0.25
 ABANDONER_SHARE = 0.35
-SUBSCRIBED_SHARE = 0.6
+SUBSCRIBED_SHARE = 0.5
 ENGAGED_SHARE = 0.3
-NON_BUYER_SHARE = 0.15  # non-buying customers, relative to the customers with behaviour
+NON_BUYER_SHARE = 0.1  # non-buying customers, relative to the customers with behaviour
 PRIVACY_OPEN_SHARE = 0.15
 # Late events go after a same-customer, same-type event at most this many positions on.
 LATE_SPAN = 400
@@ -91,8 +91,19 @@ class _Customer:
     buyer: bool
 
 
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_text(day: int) -> str:
+    return _dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
 def _iso(ms: int) -> str:
-    return _dt.datetime.fromtimestamp(ms / 1000, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ`` (whole seconds)."""
+    day, rest = divmod(ms // 1000, 86_400)
+    hours, rest = divmod(rest, 3600)
+    return f"{_date_text(day)}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
 
 
 def _money(value: float) -> float:
@@ -165,7 +176,7 @@ def generate_behaviour(
     for at, _, order in timed:
         customer = customers.get(order["customer_id"])
         if customer is None:
-            builder.add(at, order)
+            builder.add(at, dict(order))
             continue
         _order_with_behaviour(builder, customer, at, order, end)
     for customer in list(customers.values()) + non_buyers:
@@ -192,7 +203,7 @@ def _new_customer(rng: random.Random, customer_id: str, *, buyer: bool) -> _Cust
     return _Customer(
         customer_id=customer_id,
         coupon_rate=0.85 if heavy else 0.2,
-        open_rate=(0.45 if engaged else 0.05),
+        open_rate=(0.4 if engaged else 0.03) if buyer else (0.3 if engaged else 0.05),
         subscribed=not buyer or rng.random() < SUBSCRIBED_SHARE,
         timezone=rng.choice(TIMEZONES) if rng.random() < TIMEZONE_SHARE else None,
         buyer=buyer,
@@ -315,8 +326,12 @@ def _make_late(rng: random.Random, events: list[dict], instants: list[int], shar
         if position in hosts:
             continue
         same = positions[(events[position]["customer_id"], events[position]["type"])]
-        later = same[bisect.bisect_right(same, position):]
-        later = [p for p in later if instants[p] > instants[position] and p not in moved and p not in hosts]
+        later = []
+        for p in same[bisect.bisect_right(same, position):]:
+            if p - position > LATE_SPAN_FALLBACK:
+                break
+            if instants[p] > instants[position] and p not in moved and p not in hosts:
+                later.append(p)
         if not later:
             continue
         near = [p for p in later if p - position <= LATE_SPAN]

@@ -132,16 +132,33 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             quiet_since.setdefault(tp, time.monotonic())
         return assigned
 
+    confirmed_end: dict[Any, tuple[float, int]] = {}  # tp -> (when asked, end offset)
+
     def exhausted(tp: Any) -> bool:
-        """Nothing older can come from ``tp`` for now: it is read to its end and has been
-        quiet for a moment (the highwater seen by the last fetch may be stale), or it
-        never had anything for us."""
-        quiet = time.monotonic() - quiet_since.get(tp, 0.0)
-        highwater = app.consumer.highwater(tp)
+        """Nothing older can come from ``tp`` for now: the broker confirmed, after the
+        partition's last message arrived, that we have read it to its end. (The end the
+        fetcher last saw can lag a busy producer by seconds, which would let newer events
+        overtake.) A partition never read from counts once its end is confirmed empty or
+        it stayed silent for input_idle_seconds (everything consumed by an earlier run)."""
+        quiet_from = quiet_since.get(tp, 0.0)
+        asked_at, end = confirmed_end.get(tp, (0.0, -1))
         last = merger.last_offset.get(tp)
         if last is None:
-            return highwater == 0 or quiet >= settings.input_idle_seconds
-        return highwater is not None and last + 1 >= highwater and quiet >= settings.input_quiet_seconds
+            return (asked_at > quiet_from and end == 0) or time.monotonic() - quiet_from >= settings.input_idle_seconds
+        return asked_at > quiet_from and last + 1 >= end
+
+    async def confirm_ends() -> None:
+        """Ask the broker for the end of every input partition that has gone quiet."""
+        now = time.monotonic()
+        quiet = [tp for tp in input_partitions() if now - quiet_since.get(tp, 0.0) >= settings.input_quiet_seconds]
+        if not quiet:
+            return
+        # faust exposes no fresh end-offset query for source partitions; ask its
+        # consumer thread's aiokafka consumer directly.
+        thread = app.consumer._thread
+        ends = await thread.call_thread(thread._ensure_consumer().end_offsets, quiet)
+        for tp, end in ends.items():
+            confirmed_end[tp] = (now, end)
 
     async def release_in_time_order() -> None:
         for decoded, event in merger.release(input_partitions(), exhausted):
@@ -189,6 +206,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     async def release_held_events() -> None:
         """Release what the last message left held once its partitions go quiet."""
         if len(merger):
+            await confirm_ends()
             await release_in_time_order()
 
     @app.agent(events_topic, isolated_partitions=True)
@@ -242,7 +260,11 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
         if pending:
             await asyncio.gather(*pending)
-        store.flush()
+        # The batch's events are acknowledged when this returns: their state must be
+        # durable in the changelogs by then.
+        changelog_sends = store.flush()
+        if changelog_sends:
+            await asyncio.gather(*changelog_sends)
         stats.changes += len(result.changes)
         log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(batch), len(result.changes), (time.monotonic() - started) * 1000)
 

@@ -165,21 +165,35 @@ class TableStore:
 
     # ----------------------------------------------------------------- flush
 
-    def flush(self) -> None:
-        """Write the buffered changes to the tables (and so to their changelogs).
+    def flush(self) -> list[Any]:
+        """Write the buffered changes to the tables and their changelogs; return the
+        changelog sends' futures.
 
-        Must run inside the agent's iteration of an event from this partition: faust
-        picks the changelog partition from the current event.
+        The changelog records are sent explicitly (rather than through faust's
+        ``table[key] = value``, which drops the future) so the agent can wait for them
+        before the batch is acknowledged: a source offset must never be committed while
+        the state it produced is still only in a send buffer.
         """
+        pending: list[Any] = []
+
+        def put(table: Any, key: bytes, value: bytes) -> None:
+            pending.append(table.send_changelog(self.partition, key, value))
+            table.data[key] = value
+
+        def delete(table: Any, key: bytes) -> None:
+            pending.append(table.send_changelog(self.partition, key, None, value_serializer="raw"))
+            table.data.pop(key, None)
+
         for customer_id in self._dirty:
-            self._customers_table[customer_id.encode()] = self._states[customer_id].to_bytes()
+            put(self._customers_table, customer_id.encode(), self._states[customer_id].to_bytes())
         for key, write in self._timer_writes.items():
             if write is _DELETED:
-                self._timers_table.pop(key, None)
+                delete(self._timers_table, key)
             else:
-                self._timers_table[key] = b""
+                put(self._timers_table, key, b"")
         if self._clock_dirty and self._clock is not None:
-            self._clocks_table[clock_key(self.partition)] = str(self._clock).encode()
+            put(self._clocks_table, clock_key(self.partition), str(self._clock).encode())
         self._dirty.clear()
         self._timer_writes.clear()
         self._clock_dirty = False
+        return pending
