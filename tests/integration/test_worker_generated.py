@@ -4,7 +4,6 @@ customer, change by change."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
