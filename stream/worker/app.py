@@ -160,10 +160,22 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         for tp, end in ends.items():
             confirmed_end[tp] = (now, end)
 
+    # The agent and the release timer both release; one at a time, or their sends could
+    # interleave and put a customer's events out of order on segments-events.
+    release_lock = asyncio.Lock()
+
     async def release_in_time_order() -> None:
-        for decoded, event in merger.release(input_partitions(), exhausted):
-            await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
-            event.ack()
+        async with release_lock:
+            released = merger.release(input_partitions(), exhausted)
+            deliveries = [
+                await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
+                for decoded, _ in released
+            ]
+            # Acknowledge only what is delivered: an acknowledged offset may be committed.
+            if deliveries:
+                await asyncio.gather(*deliveries)
+            for _, event in released:
+                event.ack()
 
     @app.agent(inputs)
     async def intake(stream: faust.Stream) -> None:
@@ -185,7 +197,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 log.warning(
                     "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, decoded.reason
                 )
-                await dead_letter_topic.send(
+                delivery = await dead_letter_topic.send(
                     key=message.key,
                     value=encode_dead_letter(
                         event.value, decoded,
@@ -194,6 +206,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                         key=message.key, failed_at_ms=now_ms(), worker=settings.app_id,
                     ),
                 )
+                await delivery
                 merger.note_offset(tp, message.offset)
                 event.ack()
             else:

@@ -76,7 +76,7 @@ def test_generated_behaviour_stream_equals_batch(namespace: WorkerNamespace, gen
     namespace.start_worker()
     nothing_more = tmp_path / "empty.jsonl"
     nothing_more.write_bytes(b"")
-    namespace.cli("replay", str(nothing_more), "--until", UNTIL, "--wait", "--timeout", "120")
+    namespace.cli("replay", str(nothing_more), "--until", UNTIL, "--wait", "--timeout", "240")
     assert_stream_equals_batch(namespace, generated_history, tmp_path)
 
 
@@ -86,5 +86,5 @@ def test_generated_behaviour_live_replay_stream_equals_batch(
     """Published while the worker runs: the intake must merge the input partitions in
     event-time order even while their ends keep moving (confirmed with the broker)."""
     namespace.start_worker()
-    namespace.cli("replay", str(generated_history), "--until", UNTIL, "--wait", "--timeout", "120")
+    namespace.cli("replay", str(generated_history), "--until", UNTIL, "--wait", "--timeout", "240")
     assert_stream_equals_batch(namespace, generated_history, tmp_path)

@@ -35,7 +35,7 @@ def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, until: str, t
 
 def test_cdnow_sample_stream_equals_batch(namespace: WorkerNamespace, tmp_path: Path) -> None:
     history = tmp_path / "cdnow-sample.jsonl"
-    write_jsonl(time_ordered(list(cdnow_orders(limit_customers=1500))), history)
+    write_jsonl(time_ordered(list(cdnow_orders(limit_customers=800))), history)
     namespace.start_worker()
     namespace.cli("replay", str(history), "--until", "1998-07-01", "--wait", "--timeout", "240")
     assert_stream_equals_batch(namespace, history, "1998-07-01", tmp_path)
