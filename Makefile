@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The whole CDNOW history (23,570 customers) takes half an hour at today's worker
+# throughput (BENCHMARKS.md); `make demo DEMO_CUSTOMERS=23570` runs all of it.
+DEMO_CUSTOMERS ?= 1000
 
 .PHONY: setup broker demo test unit stop clean
 
@@ -26,7 +29,7 @@ else
 endif
 
 demo: broker
-	$(BIN)/segments demo
+	$(BIN)/segments demo --customers $(DEMO_CUSTOMERS)
 
 # The test suite starts its own broker (tests/support/brokers.py) unless
 # KAFKA_BOOTSTRAP_SERVERS is set; fetch the jars first so the download is visible.
