@@ -64,9 +64,6 @@ class MemoryStore:
             self._scheduled[customer_id] = new_due
             heapq.heappush(self._heap, (new_due, customer_id))
 
-    def pending_timers(self) -> int:
-        return len(self._scheduled)
-
     def clock(self) -> int | None:
         return self._clock
 

@@ -146,9 +146,6 @@ class TableStore:
             iterator.next()
         return written
 
-    def pending_timer_writes(self) -> int:
-        return len(self._timer_writes)
-
     # ----------------------------------------------------------------- clock
 
     def clock(self) -> int | None:
