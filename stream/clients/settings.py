@@ -32,6 +32,13 @@ class ConfigError(Exception):
     """A config file or setting is invalid; the message names the file, the field and the reason."""
 
 
+def config_error(source: str, table: str, error: ValidationError) -> ConfigError:
+    """``<file>: <table>.<field path>: <reason>`` for the first problem pydantic found."""
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return ConfigError(f"{source}: {table}.{where}: {problem['msg']}")
+
+
 class _KafkaTable(BaseModel):
     """The ``[kafka]`` table of the config file; unknown keys are typos and rejected."""
 
@@ -145,9 +152,7 @@ def _read_config_table(path: Path) -> dict[str, Any]:
     try:
         return _KafkaTable.model_validate(table).model_dump(exclude_none=True)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise ConfigError(f"{path}: kafka.{where}: {problem['msg']}") from None
+        raise config_error(str(path), "kafka", error) from None
 
 
 def config_file_path(explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path | None:

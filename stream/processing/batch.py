@@ -13,7 +13,8 @@ from typing import Any, Iterable
 
 from stream.core.changes import Change
 from stream.core.profile import profile
-from stream.events import Rejection, decode_event
+from stream.events import Rejection
+from stream.processing.intake import decode_input
 from stream.processing.processor import PartitionProcessor
 from stream.processing.store import MemoryStore
 from stream.rules import Rules
@@ -32,12 +33,7 @@ def run_batch(raw_events: Iterable[bytes], rules: Rules, until: int | None) -> B
     processor = PartitionProcessor(rules, store)
     result = BatchResult()
     for raw in raw_events:
-        decoded = decode_event(
-            raw,
-            reporting_currency=rules.reporting_currency,
-            currency_rates=rules.currency_rates,
-            max_event_bytes=rules.max_event_bytes,
-        )
+        decoded = decode_input(raw, rules)
         if isinstance(decoded, Rejection):
             result.rejected[decoded.reason] += 1
             continue

@@ -19,9 +19,10 @@ from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.core.timers import next_due
 from stream.core.timeutil import rfc3339_ms
-from stream.events import Rejection, decode_event, encode_dead_letter
+from stream.events import Rejection, encode_dead_letter
 from stream.events.internal import TICK_KEY, decode_record, encode_event, encode_tick
 from stream.processing import PartitionProcessor, StepResult
+from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.settings import WorkerSettings, state_dir
@@ -186,12 +187,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             message = event.message
             tp = message.tp
             quiet_since[tp] = time.monotonic()
-            decoded = decode_event(
-                event.value,
-                reporting_currency=rules.reporting_currency,
-                currency_rates=rules.currency_rates,
-                max_event_bytes=rules.max_event_bytes,
-            )
+            decoded = decode_input(event.value, rules)
             if isinstance(decoded, Rejection):
                 stats.dead_letters_by_reason[decoded.reason] += 1
                 log.warning(

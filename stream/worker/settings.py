@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stream.clients import ConfigError
+from stream.clients.settings import config_error
 
 
 class Topics(BaseModel):
@@ -69,6 +70,4 @@ def load_worker_settings(config_file: str | Path | None, **overrides: Any) -> Wo
     try:
         return WorkerSettings.model_validate(table)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise ConfigError(f"{config_file or 'command line'}: worker.{where}: {problem['msg']}") from None
+        raise config_error(str(config_file or "command line"), "worker", error) from None
