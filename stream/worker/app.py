@@ -227,9 +227,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     repaired_partitions: set[int] = set()
 
-    async def send_output(source_partition: int, topic: str, key: bytes, value: bytes) -> Any:
-        """Send an output record; under exactly-once, inside the transaction that commits
-        the source partition's offsets and its table changelog writes.
+    async def send_output(source_partition: int, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
+        """Send an output or changelog record and return its delivery future; under
+        exactly-once, inside the transaction that commits the source partition's offsets.
 
         faust picks a transaction from the *destination* topic's partition group, and
         the output topics are not consumed by this app, so it would send them outside
@@ -239,9 +239,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             group = app.assignor.group_for_topic(topics.events)
             transactional_id = f"{app.conf.id}-{group}-{source_partition}"
             return await app.consumer.transactions.producer.send(
-                topic, key, value, None, None, None, transactional_id=transactional_id
+                topic, key, value, partition, None, None, transactional_id=transactional_id
             )
-        return await app.producer.send(topic, key, value, None, None, None)
+        return await app.producer.send(topic, key, value, partition, None, None)
 
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()
@@ -271,7 +271,10 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await asyncio.gather(*pending)
         # The batch's events are acknowledged when this returns: their state must be
         # durable in the changelogs by then.
-        changelog_sends = store.flush()
+        changelog_sends = [
+            await send_output(partition, topic, key, value, partition=partition)
+            for topic, key, value in store.flush()
+        ]
         if changelog_sends:
             await asyncio.gather(*changelog_sends)
         stats.changes += len(result.changes)

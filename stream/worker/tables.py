@@ -162,23 +162,24 @@ class TableStore:
 
     # ----------------------------------------------------------------- flush
 
-    def flush(self) -> list[Any]:
-        """Write the buffered changes to the tables and their changelogs; return the
-        changelog sends' futures.
+    def flush(self) -> list[tuple[str, bytes, bytes | None]]:
+        """Write the buffered changes to the local tables; return the changelog records
+        ``(topic, key, value or None for a deletion)`` for the agent to send.
 
-        The changelog records are sent explicitly (rather than through faust's
-        ``table[key] = value``, which drops the future) so the agent can wait for them
-        before the batch is acknowledged: a source offset must never be committed while
-        the state it produced is still only in a send buffer.
+        The agent sends them itself, like its outputs, and waits for the broker's
+        acknowledgement before the batch's offsets can commit: a source offset must
+        never be committed while the state it produced is only in a send buffer.
+        (faust's ``table[key] = value`` queues the record in its own producer buffer and
+        drops the future.) They go to this partition of each changelog topic.
         """
-        pending: list[Any] = []
+        records: list[tuple[str, bytes, bytes | None]] = []
 
         def put(table: Any, key: bytes, value: bytes) -> None:
-            pending.append(table.send_changelog(self.partition, key, value))
+            records.append((table.changelog_topic.get_topic_name(), key, value))
             table.data[key] = value
 
         def delete(table: Any, key: bytes) -> None:
-            pending.append(table.send_changelog(self.partition, key, None, value_serializer="raw"))
+            records.append((table.changelog_topic.get_topic_name(), key, None))
             table.data.pop(key, None)
 
         for customer_id in self._dirty:
@@ -193,4 +194,4 @@ class TableStore:
         self._dirty.clear()
         self._timer_writes.clear()
         self._clock_dirty = False
-        return pending
+        return records
