@@ -10,14 +10,13 @@ from pathlib import Path
 import click
 import orjson
 from kafka import KafkaConsumer, TopicPartition
-from kafka.partitioner.default import murmur2
 
 from stream.cli.context import CliContext
 from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.rules import RulesError, load_rules
 from stream.worker.settings import load_worker_settings
-from stream.worker.tables import clock_key
+from stream.worker.tables import clock_key, partition_of
 
 
 def _read_compacted(kafka, topic: str, partitions: list[int] | None = None) -> dict[tuple[int, bytes], bytes]:
@@ -58,9 +57,7 @@ def _profiles(context: CliContext, rules_file: str | None, customer_id: str | No
     clocks_topic = f"{settings.app_id}-clocks-changelog"
     partitions = None
     if customer_id is not None:
-        # The worker's tables are partitioned like segments-events: Kafka's default
-        # (murmur2) partitioner on the customer id.
-        partitions = [(murmur2(customer_id.encode()) & 0x7FFFFFFF) % settings.partitions]
+        partitions = [partition_of(customer_id, settings.partitions)]
     clocks = {
         partition: int(value)
         for (partition, key), value in _read_compacted(kafka, clocks_topic, partitions).items()

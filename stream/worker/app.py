@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import weakref
 import logging
+import os
 import time
-from collections import Counter
 from typing import Any, Iterator
 
 import faust
@@ -21,10 +21,13 @@ from stream.core.timers import next_due
 from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, encode_dead_letter
 from stream.events.internal import TICK_KEY, decode_record, encode_event, encode_tick
+from stream.ops.telemetry import WorkerTelemetry
+from stream.ops.web import register_ops_endpoints
 from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
+from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, state_dir
 from stream.worker.tables import TableStore
 
@@ -66,24 +69,8 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def change_record(change: Any, emitted_at: str) -> bytes:
-    record = change.to_json_dict()
-    record["emitted_at"] = emitted_at
-    return orjson.dumps(record)
-
-
 def profile_record(state: CustomerState, rules: Rules) -> bytes:
     return orjson.dumps(profile(state, state.evaluated_at, rules))
-
-
-class WorkerStats:
-    """Counters the ops endpoints read (events by type, DLQ by reason, changes)."""
-
-    def __init__(self) -> None:
-        self.events_by_type: Counter[str] = Counter()
-        self.dead_letters_by_reason: Counter[str] = Counter()
-        self.changes = 0
-        self.ticks = 0
 
 
 def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, repair_timers: bool = False) -> faust.App:
@@ -109,8 +96,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # The customer agent holds a batch while its outputs are delivered.
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
     )
-    stats = WorkerStats()
-    app.segments_stats = stats  # type: ignore[attr-defined]
+    telemetry = WorkerTelemetry()
+    app.segments_telemetry = telemetry  # type: ignore[attr-defined]
     topics = settings.topics
     partitions = settings.partitions
 
@@ -122,6 +109,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     customers = app.Table("customers", partitions=partitions, **table_types)
     timers = app.Table("timers", partitions=partitions, **table_types)
     clocks = app.Table("clocks", partitions=partitions, **table_types)
+    history = app.Table("history", partitions=partitions, **table_types)
 
     merger: EventTimeMerger[tuple[Any, Any]] = EventTimeMerger()
     input_names = set(topics.inputs())
@@ -189,7 +177,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             quiet_since[tp] = time.monotonic()
             decoded = decode_input(event.value, rules)
             if isinstance(decoded, Rejection):
-                stats.dead_letters_by_reason[decoded.reason] += 1
+                telemetry.record_dead_letter(decoded.reason)
                 log.warning(
                     "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, decoded.reason
                 )
@@ -206,7 +194,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 merger.note_offset(tp, message.offset)
                 event.ack()
             else:
-                stats.events_by_type[decoded.type] += 1
+                telemetry.record_event(decoded.type)
                 arrived_at = int(message.timestamp * 1000) if message.timestamp else 0
                 merger.add(tp, message.offset, decoded.occurred_at, (decoded, event), arrived_at)
             await release_in_time_order()
@@ -246,24 +234,30 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()
         partition = batch[-1].message.partition
-        store = TableStore(customers, timers, clocks, partition)
+        store = TableStore(customers, timers, clocks, partition, history)
         if repair_timers and partition not in repaired_partitions:
             fixed = store.repair_timers(lambda state: next_due(state, rules))
             repaired_partitions.add(partition)
             log.warning("partition %d: timer index checked after an unclean stop, %d timers rewritten", partition, fixed)
         processor = PartitionProcessor(rules, store)
         result = StepResult()
+        ticks = 0
         for event in batch:
             record = decode_record(event.value)
             if isinstance(record, int):
-                stats.ticks += 1
+                ticks += 1
                 result.extend(processor.on_tick(record))
             else:
                 result.extend(processor.on_event(record))
         emitted_at = rfc3339_ms(now_ms())
+        records = []
         pending = []
         for change in result.changes:
-            pending.append(await send_output(partition, topics.segment_changes, change.customer_id.encode(), change_record(change, emitted_at)))
+            record = change.to_json_dict()
+            record["emitted_at"] = emitted_at
+            records.append(record)
+            pending.append(await send_output(partition, topics.segment_changes, change.customer_id.encode(), orjson.dumps(record)))
+            store.add_history(change.customer_id, [record])
         for customer_id, state in result.touched.items():
             pending.append(await send_output(partition, topics.customer_profiles, customer_id.encode(), profile_record(state, rules)))
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
@@ -277,8 +271,10 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         ]
         if changelog_sends:
             await asyncio.gather(*changelog_sends)
-        stats.changes += len(result.changes)
-        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(batch), len(result.changes), (time.monotonic() - started) * 1000)
+        telemetry.record_changes(records)
+        elapsed = time.monotonic() - started
+        telemetry.record_batch(elapsed, ticks)
+        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(batch), len(result.changes), elapsed * 1000)
 
     if settings.clock == "wall":
 
@@ -290,4 +286,17 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 if tp.topic == topics.events:
                     await events_topic.send(key=TICK_KEY, value=tick, partition=tp.partition)
 
+    probe = WorkerProbe(
+        app, rules, telemetry, events_topic=topics.events, source_topics=topics.inputs(), partitions=partitions,
+        customers=customers, clocks=clocks, history=history,
+    )
+
+    @app.on_partitions_assigned.connect
+    async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
+        probe.started = True
+
+    register_ops_endpoints(
+        app, probe, customers_table=customers, sample_seconds=settings.sample_seconds,
+        token=settings.web_token or os.environ.get("SEGMENTS_WEB_TOKEN") or None,
+    )
     return app

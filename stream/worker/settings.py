@@ -43,6 +43,11 @@ class WorkerSettings(BaseModel):
     rules_file: str | None = None
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    # When set (or SEGMENTS_WEB_TOKEN is), every web endpoint but /healthz and /readyz
+    # requires "Authorization: Bearer <token>". Meant for web_host beyond loopback.
+    web_token: str | None = None
+    # The dashboard's time series: one sample per interval, one hour kept.
+    sample_seconds: float = Field(2.0, gt=0)
     # The intake's event-time merge (stream/processing/merge.py): a partition read to its
     # end counts as exhausted after this long without a new message; one never read
     # from, after input_idle_seconds.

@@ -6,7 +6,10 @@ Three tables, each on RocksDB with a Kafka changelog:
 - ``timers``: 8-byte big-endian due instant + customer id -> empty. RocksDB keeps keys
   sorted, so the due timers are a prefix of the partition's key space: a tick reads
   exactly the customers that are due, never all of them;
-- ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms).
+- ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms), and
+  ``census:<partition>`` -> the partition's census (stream/processing/census.py);
+- ``history``: customer id -> the customer's latest changes (JSON list, newest last),
+  for the dashboard's customer lookup.
 
 Writes are buffered and flushed by the agent only after the batch's outputs are
 delivered: a crash in between re-processes the batch and re-sends the outputs (same
@@ -18,12 +21,18 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import orjson
+from kafka.partitioner.default import murmur2
+
 from stream.core.state import CustomerState
+from stream.processing.census import Census, Standing, standing_of
 
 _DUE = struct.Struct(">q")
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
 _FAUST_KEY_PREFIX = b"__faust"
 _DELETED = object()
+# Changes kept per customer for the lookup; older ones are on the segment-changes topic.
+HISTORY_LIMIT = 50
 
 
 def timer_key(due: int, customer_id: str) -> bytes:
@@ -38,13 +47,38 @@ def clock_key(partition: int) -> bytes:
     return f"clock:{partition}".encode()
 
 
+def partition_of(customer_id: str, partitions: int) -> int:
+    """The partition holding a customer: the tables are partitioned like segments-events,
+    by Kafka's default (murmur2) partitioner on the customer id."""
+    return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def census_key(partition: int) -> bytes:
+    return f"census:{partition}".encode()
+
+
+def _iter_items(db: Any):
+    """(key, value) of one partition's rocksdict, skipping faust's own bookkeeping."""
+    iterator = db.iter()
+    iterator.seek_to_first()
+    while iterator.valid():
+        if not iterator.key().startswith(_FAUST_KEY_PREFIX):
+            yield iterator.key(), iterator.value()
+        iterator.next()
+
+
 class TableStore:
-    def __init__(self, customers: Any, timers: Any, clocks: Any, partition: int) -> None:
+    def __init__(self, customers: Any, timers: Any, clocks: Any, partition: int, history: Any = None) -> None:
         self._customers_table = customers
         self._timers_table = timers
         self._clocks_table = clocks
+        self._history_table = history
         self.partition = partition
         self._states: dict[str, CustomerState] = {}
+        # Each loaded customer's standing as stored (None: not stored yet), for the census.
+        self._before: dict[str, Standing | None] = {}
+        self._census: Census | None = None
+        self._history_writes: dict[str, list[Any]] = {}
         self._dirty: set[str] = set()
         self._timer_writes: dict[bytes, object] = {}  # key -> b"" (set) or _DELETED
         self._clock: int | None = None
@@ -59,12 +93,15 @@ class TableStore:
         if state is None:
             raw = self._customers_table.get(customer_id.encode())
             if raw is None:
+                self._before[customer_id] = None
                 return None
             state = CustomerState.from_bytes(raw)
             self._states[customer_id] = state
+            self._before[customer_id] = standing_of(state)
         return state
 
     def save(self, state: CustomerState) -> None:
+        self._before.setdefault(state.customer_id, None)
         self._states[state.customer_id] = state
         self._dirty.add(state.customer_id)
 
@@ -120,31 +157,53 @@ class TableStore:
         After an unclean stop the worker runs this once per partition, a full scan of
         that partition, so no customer's time-caused change is ever skipped.
         Returns the number of timers written."""
-        customers_db = self._customers_table.data._db_for_partition(self.partition)
-        timers_db = self._timers_table.data._db_for_partition(self.partition)
         scheduled: dict[str, int] = {}
-        iterator = timers_db.iter()
-        iterator.seek_to_first()
-        while iterator.valid():
-            if not iterator.key().startswith(_FAUST_KEY_PREFIX):
-                due, customer_id = split_timer_key(iterator.key())
-                scheduled[customer_id] = due
-            iterator.next()
+        for key, _ in _iter_items(self._timers_db()):
+            due, customer_id = split_timer_key(key)
+            scheduled[customer_id] = due
         written = 0
-        iterator = customers_db.iter()
-        iterator.seek_to_first()
-        while iterator.valid():
-            if iterator.key().startswith(_FAUST_KEY_PREFIX):
-                iterator.next()
-                continue
-            state = CustomerState.from_bytes(iterator.value())
+        for _, raw in _iter_items(self._customers_db()):
+            state = CustomerState.from_bytes(raw)
             expected = next_due(state)
             current = scheduled.get(state.customer_id)
             if current != expected:
                 self.reschedule(state.customer_id, current, expected)
                 written += 1
-            iterator.next()
+        # The census may be as stale as the timers were.
+        self._census = self._recount()
         return written
+
+    def _customers_db(self) -> Any:
+        return self._customers_table.data._db_for_partition(self.partition)
+
+    def _timers_db(self) -> Any:
+        return self._timers_table.data._db_for_partition(self.partition)
+
+    # ---------------------------------------------------------------- census
+
+    def census(self) -> Census:
+        """The partition's census as stored, counted from the states if there is none."""
+        if self._census is None:
+            raw = self._clocks_table.get(census_key(self.partition))
+            self._census = Census.from_bytes(raw) if raw is not None else self._recount()
+        return self._census
+
+    def _recount(self) -> Census:
+        """A full scan of the partition (see stream/processing/census.py for when)."""
+        timers = sum(1 for _ in _iter_items(self._timers_db()))
+        states = (CustomerState.from_bytes(raw) for _, raw in _iter_items(self._customers_db()))
+        return Census.count(states, timers)
+
+    # --------------------------------------------------------------- history
+
+    def add_history(self, customer_id: str, records: list[Any]) -> None:
+        """Append change records (JSON-ready dicts) to the customer's history."""
+        pending = self._history_writes.get(customer_id)
+        if pending is None:
+            raw = self._history_table.get(customer_id.encode())
+            pending = self._history_writes[customer_id] = orjson.loads(raw) if raw is not None else []
+        pending.extend(records)
+        del pending[:-HISTORY_LIMIT]
 
     # ----------------------------------------------------------------- clock
 
@@ -182,16 +241,34 @@ class TableStore:
             records.append((table.changelog_topic.get_topic_name(), key, None))
             table.data.pop(key, None)
 
+        census_changed = bool(self._dirty or self._timer_writes) or self._census is not None
+        census = self.census() if census_changed else None
         for customer_id in self._dirty:
-            put(self._customers_table, customer_id.encode(), self._states[customer_id].to_bytes())
+            state = self._states[customer_id]
+            after = standing_of(state)
+            census.move(self._before[customer_id], after)
+            self._before[customer_id] = after
+            put(self._customers_table, customer_id.encode(), state.to_bytes())
+        timers_db = self._timers_db()
         for key, write in self._timer_writes.items():
+            # Timer writes are blind (the old instant comes from the state), so count
+            # only the ones that really add or remove a key.
             if write is _DELETED:
+                if timers_db.get(key) is not None:
+                    census.timers -= 1
                 delete(self._timers_table, key)
             else:
+                if timers_db.get(key) is None:
+                    census.timers += 1
                 put(self._timers_table, key, b"")
         if self._clock_dirty and self._clock is not None:
             put(self._clocks_table, clock_key(self.partition), str(self._clock).encode())
+        if census is not None:
+            put(self._clocks_table, census_key(self.partition), census.to_bytes())
+        for customer_id, history in self._history_writes.items():
+            put(self._history_table, customer_id.encode(), orjson.dumps(history))
         self._dirty.clear()
         self._timer_writes.clear()
+        self._history_writes.clear()
         self._clock_dirty = False
         return records

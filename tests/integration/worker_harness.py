@@ -24,7 +24,7 @@ class WorkerNamespace:
     """A config file naming unique topics, group and state folder for one test."""
 
     def __init__(self, bootstrap: str, prefix: str, tmp_path: Path, *, clock: str = "event",
-                 guarantee: str = "at_least_once", partitions: int = 4) -> None:
+                 guarantee: str = "at_least_once", partitions: int = 4, worker_settings: str = "") -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.tmp_path = tmp_path
@@ -33,12 +33,14 @@ class WorkerNamespace:
             "events": f"{prefix}-events", "segment_changes": f"{prefix}-changes",
             "customer_profiles": f"{prefix}-profiles", "dead_letter": f"{prefix}-dlq",
         }
+        self.web_port = free_port()
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.config = tmp_path / f"{prefix}.toml"
         topic_lines = "\n".join(f'{key} = "{value}"' for key, value in self.topics.items())
         self.config.write_text(
             f'[worker]\napp_id = "{prefix}"\ndata_dir = "{tmp_path / "worker-data"}"\n'
             f'clock = "{clock}"\nprocessing_guarantee = "{guarantee}"\npartitions = {partitions}\n'
-            f"web_port = {free_port()}\n\n[worker.topics]\n{topic_lines}\n"
+            f"web_port = {self.web_port}\n{worker_settings}\n\n[worker.topics]\n{topic_lines}\n"
         )
         self.worker: subprocess.Popen | None = None
         self.worker_log = tmp_path / f"{prefix}-worker.log"

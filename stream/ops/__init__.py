@@ -1,0 +1,1 @@
+"""Operators: metrics, health, lag and the live dashboard."""

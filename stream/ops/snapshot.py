@@ -1,0 +1,50 @@
+"""A point-in-time view of one worker, taken by its shell, read by every ops endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream.ops.telemetry import WorkerTelemetry
+from stream.processing.census import Census, combine
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    """One topic-partition the worker's group consumes (kafka-consumer-groups' view).
+
+    ``committed`` is the group's committed offset (the next offset to read), ``end`` the
+    log-end offset as last seen by the consumer; None when not known yet."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end: int | None
+
+    @property
+    def lag(self) -> int | None:
+        if self.committed is None or self.end is None:
+            return None
+        return max(0, self.end - self.committed)
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    app_id: str
+    group: str
+    rules_version: str
+    now_ms: int
+    ready: bool
+    offsets: list[PartitionOffsets]
+    # Partition of the internal events topic -> its clock (epoch ms, None before any
+    # event or tick). The partitions this worker owns.
+    clocks: dict[int, int | None]
+    censuses: dict[int, Census]
+    telemetry: WorkerTelemetry = field(repr=False)
+
+    @property
+    def census(self) -> Census:
+        return combine(self.censuses.values())
+
+    def event_time_lag_seconds(self, partition: int) -> float | None:
+        clock = self.clocks.get(partition)
+        return None if clock is None else (self.now_ms - clock) / 1000

@@ -1,0 +1,110 @@
+"""The worker's ops endpoints on faust's web server.
+
+- ``/healthz``: the process is alive and its event loop answers (liveness probe);
+- ``/readyz``: partitions assigned and table recovery finished (readiness probe), 503
+  until then;
+- ``/metrics``: Prometheus text format (stream/ops/metrics.py);
+- ``/dashboard/``: the live dashboard (stream/ops/static/), fed by ``/api/*``.
+
+The server binds to 127.0.0.1 unless ``web_host`` says otherwise. With ``web_token`` set
+every endpoint but the two probes requires ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web as aiohttp_web
+
+from stream.ops import api
+from stream.ops.metrics import CONTENT_TYPE, render_metrics
+
+STATIC_DIR = Path(__file__).parent / "static"
+PROBES = frozenset({"/healthz", "/readyz"})
+DEFAULT_CHANGES = 50
+MAX_CHANGES = 500
+
+
+def bearer_token_middleware(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @aiohttp_web.middleware
+    async def require_token(request: Any, handler: Any) -> Any:
+        if request.path not in PROBES:
+            given = request.headers.get("Authorization", "").encode()
+            # Constant time, so the token can't be guessed byte by byte.
+            if not hmac.compare_digest(given, expected):
+                return aiohttp_web.json_response(
+                    {"error": "a bearer token is required"}, status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="segments"'},
+                )
+        return await handler(request)
+
+    return require_token
+
+
+def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample_seconds: float, token: str | None) -> None:
+    """Add the ops routes to ``app`` (a faust App) reading from ``probe`` (WorkerProbe)."""
+    from faust.web import View
+
+    if token:
+        app.web.web_app.middlewares.append(bearer_token_middleware(token))
+    started = time.monotonic()
+
+    @app.page("/healthz")
+    async def healthz(self: View, request: Any) -> Any:
+        return self.json({"status": "ok", "uptime_seconds": round(time.monotonic() - started, 3)})
+
+    @app.page("/readyz")
+    async def readyz(self: View, request: Any) -> Any:
+        ready = probe.ready()
+        return self.json({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(self: View, request: Any) -> Any:
+        return self.bytes(render_metrics(probe.snapshot()), headers={"Content-Type": CONTENT_TYPE})
+
+    @app.page("/api/overview")
+    async def overview(self: View, request: Any) -> Any:
+        return self.json(api.overview(probe.snapshot()))
+
+    @app.page("/api/series")
+    async def series(self: View, request: Any) -> Any:
+        return self.json(api.series(probe.snapshot(), sample_seconds))
+
+    @app.page("/api/changes")
+    async def changes(self: View, request: Any) -> Any:
+        try:
+            limit = min(MAX_CHANGES, int(request.query.get("limit", DEFAULT_CHANGES)))
+        except ValueError:
+            return self.json({"error": "limit must be an integer"}, status=400)
+        return self.json(api.recent_changes(probe.snapshot(), limit))
+
+    @app.page("/api/customers/{customer_id}")
+    class CustomerLookup(View):
+        # faust forwards the request to the worker owning the customer's partition.
+        @app.table_route(table=customers_table, match_info="customer_id")
+        async def get(self, request: Any, customer_id: str) -> Any:
+            found = probe.customer(customer_id)
+            if found is None:
+                return self.json({"error": "unknown customer"}, status=404)
+            return self.json(api.customer(*found))
+
+    @app.page("/dashboard/")
+    async def dashboard(self: View, request: Any) -> Any:
+        index = STATIC_DIR / "index.html"
+        if not index.is_file():
+            return self.json({"error": "the dashboard's assets are not installed"}, status=404)
+        return self.html(index.read_text(encoding="utf-8"))
+
+    if STATIC_DIR.is_dir():
+        app.web.add_static("/dashboard/static/", STATIC_DIR)
+
+    @app.timer(sample_seconds)
+    async def sample_series() -> None:
+        """One point of the dashboard's time series (lag, totals, segment counts)."""
+        if probe.started:
+            probe.telemetry.series.append(api.series_sample(probe.snapshot()))

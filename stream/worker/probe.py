@@ -1,0 +1,84 @@
+"""The worker's side of the ops endpoints: reads faust's consumer and tables into a
+:class:`~stream.ops.snapshot.WorkerSnapshot` (faust exposes no public API for committed
+offsets, so this is the one place that knows where faust keeps them)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from stream.core.profile import profile
+from stream.core.state import CustomerState
+from stream.ops.snapshot import PartitionOffsets, WorkerSnapshot
+from stream.ops.telemetry import WorkerTelemetry
+from stream.processing.census import Census
+from stream.rules import Rules
+from stream.worker.tables import census_key, clock_key, partition_of
+
+
+class WorkerProbe:
+    def __init__(self, app: Any, rules: Rules, telemetry: WorkerTelemetry, *, events_topic: str,
+                 source_topics: list[str], partitions: int, customers: Any, clocks: Any, history: Any) -> None:
+        self.app = app
+        self.rules = rules
+        self.telemetry = telemetry
+        self.events_topic = events_topic
+        self.source_topics = set(source_topics) | {events_topic}
+        self.partitions = partitions
+        self.customers = customers
+        self.clocks = clocks
+        self.history = history
+        self.started = False
+
+    def _assignment(self) -> set[Any]:
+        if not self.started:
+            return set()
+        # The consumer is also assigned the tables' changelog partitions; the group
+        # commits offsets only for the topics it subscribes to.
+        return {tp for tp in self.app.consumer.assignment() if tp.topic in self.source_topics}
+
+    def ready(self) -> bool:
+        """Partitions assigned and table recovery finished: the worker is processing."""
+        app = self.app
+        if not self.started or app.rebalancing or app.in_recovery:
+            return False
+        owns_events = any(tp.topic == self.events_topic for tp in self._assignment())
+        return owns_events and app.tables.recovery.completed.is_set()
+
+    def snapshot(self) -> WorkerSnapshot:
+        assignment = self._assignment()
+        offsets = []
+        consumer = self.app.consumer if assignment else None
+        for tp in assignment:
+            committed = consumer._committed_offset.get(tp)
+            offsets.append(PartitionOffsets(tp.topic, tp.partition, committed, consumer.highwater(tp)))
+        partitions = sorted(tp.partition for tp in assignment if tp.topic == self.events_topic)
+        clocks: dict[int, int | None] = {}
+        censuses: dict[int, Census] = {}
+        for partition in partitions:
+            raw_clock = self.clocks.get(clock_key(partition))
+            clocks[partition] = int(raw_clock) if raw_clock is not None else None
+            raw_census = self.clocks.get(census_key(partition))
+            if raw_census is not None:
+                censuses[partition] = Census.from_bytes(raw_census)
+        return WorkerSnapshot(
+            app_id=self.app.conf.id, group=self.app.conf.id, rules_version=self.rules.version,
+            now_ms=time.time_ns() // 1_000_000, ready=self.ready(), offsets=offsets,
+            clocks=clocks, censuses=censuses, telemetry=self.telemetry,
+        )
+
+    def customer(self, customer_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The customer's profile and stored change history, if this worker has them."""
+        key = customer_id.encode()
+        raw = self.customers.get(key)
+        if raw is None:
+            return None
+        state = CustomerState.from_bytes(raw)
+        raw_history = self.history.get(key)
+        history = orjson.loads(raw_history) if raw_history is not None else []
+        # As of the partition clock, like `segments profile` and `segments snapshot`.
+        raw_clock = self.clocks.get(clock_key(partition_of(customer_id, self.partitions)))
+        now = max(int(raw_clock) if raw_clock is not None else 0, state.evaluated_at or 0)
+        return profile(state, now, self.rules), history

@@ -1,0 +1,28 @@
+from stream.ops import api
+from stream.ops.telemetry import RECENT_CHANGES, WorkerTelemetry
+from tests.unit.ops.test_metrics import snapshot
+
+
+def test_overview_lists_every_segment_and_transition() -> None:
+    telemetry = WorkerTelemetry()
+    telemetry.record_changes([{"kind": "segment", "from": "Champions", "to": "At Risk"}] * 3)
+    document = api.overview(snapshot(telemetry))
+    assert document["segments"]["Champions"] == 2 and document["segments"]["Lost"] == 0
+    assert document["transitions"] == [{"from": "Champions", "to": "At Risk", "count": 3}]
+    assert document["partitions"][0] == {"topic": "orders", "partition": 0, "committed": 5, "end": 9, "lag": 4}
+    assert document["clocks"][0]["event_time_lag_seconds"] == 6.0
+    assert document["clocks"][1] == {"partition": 1, "clock": None, "event_time_lag_seconds": None}
+
+
+def test_recent_changes_newest_first_and_bounded() -> None:
+    telemetry = WorkerTelemetry()
+    telemetry.record_changes({"kind": "tag", "tag": "prospect", "entered": True, "n": n} for n in range(RECENT_CHANGES + 10))
+    recent = api.recent_changes(snapshot(telemetry), 3)["changes"]
+    assert [change["n"] for change in recent] == [RECENT_CHANGES + 9, RECENT_CHANGES + 8, RECENT_CHANGES + 7]
+    assert len(telemetry.recent_changes) == RECENT_CHANGES
+
+
+def test_series_sample_keys_lag_by_topic_partition() -> None:
+    sample = api.series_sample(snapshot())
+    assert sample["lag"] == {"orders:0": 4}
+    assert sample["at"] == "1970-01-01T00:00:10.000Z"

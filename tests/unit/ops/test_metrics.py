@@ -1,0 +1,76 @@
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.ops.metrics import exported_metric_names, render_metrics
+from stream.ops.snapshot import PartitionOffsets, WorkerSnapshot
+from stream.ops.telemetry import WorkerTelemetry
+from stream.processing.census import Census
+from stream.rules import SEGMENT_NAMES
+
+
+def snapshot(telemetry: WorkerTelemetry | None = None, **overrides) -> WorkerSnapshot:
+    values = dict(
+        app_id="segments", group="segments", rules_version="r1-test", now_ms=10_000, ready=True,
+        offsets=[PartitionOffsets("orders", 0, 5, 9), PartitionOffsets("segments-events", 0, None, 3)],
+        clocks={0: 4_000, 1: None},
+        censuses={0: Census(3, Counter({"Champions": 2, "none": 1}), Counter({"prospect": 1}), 7)},
+        telemetry=telemetry or WorkerTelemetry(),
+    )
+    values.update(overrides)
+    return WorkerSnapshot(**values)
+
+
+def parse(text: bytes) -> dict[str, dict[tuple, float]]:
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def test_consumer_lag_uses_kafka_exporter_names() -> None:
+    samples = parse(render_metrics(snapshot()))
+    lag = samples["kafka_consumergroup_lag"]
+    assert lag == {(("consumergroup", "segments"), ("partition", "0"), ("topic", "orders")): 4}
+    # No committed offset yet: no lag or current offset is invented.
+    assert len(samples["kafka_consumergroup_current_offset"]) == 1
+    assert samples["kafka_topic_partition_current_offset"][(("partition", "0"), ("topic", "segments-events"))] == 3
+
+
+def test_event_time_lag_and_census() -> None:
+    samples = parse(render_metrics(snapshot()))
+    assert samples["segments_event_time_lag_seconds"] == {(("partition", "0"),): 6.0}
+    customers = {labels[0][1]: value for labels, value in samples["segments_customers"].items()}
+    assert customers["Champions"] == 2 and customers["none"] == 1
+    assert set(customers) == {*SEGMENT_NAMES, "none"}
+    assert samples["segments_pending_timers"] == {(("partition", "0"),): 7}
+
+
+def test_counters_follow_telemetry() -> None:
+    telemetry = WorkerTelemetry()
+    telemetry.record_event("order")
+    telemetry.record_event("order")
+    telemetry.record_dead_letter("malformed_json")
+    telemetry.record_changes([
+        {"kind": "segment", "from": None, "to": "New Customers"},
+        {"kind": "tag", "tag": "prospect", "entered": False},
+    ])
+    telemetry.record_batch(0.03, ticks=2)
+    samples = parse(render_metrics(snapshot(telemetry)))
+    assert samples["segments_events_total"] == {(("type", "order"),): 2}
+    assert samples["segments_dead_letters_total"] == {(("reason", "malformed_json"),): 1}
+    assert samples["segments_segment_changes_total"] == {(("from", "none"), ("to", "New Customers")): 1}
+    assert samples["segments_tag_changes_total"] == {(("direction", "left"), ("tag", "prospect")): 1}
+    assert samples["segments_clock_ticks_total"] == {(): 2}
+    assert samples["segments_batch_duration_seconds_count"] == {(): 1}
+    assert samples["segments_batch_duration_seconds_bucket"][(("le", "0.025"),)] == 0
+    assert samples["segments_batch_duration_seconds_bucket"][(("le", "0.05"),)] == 1
+
+
+def test_every_family_is_exposed_before_its_first_sample() -> None:
+    text = render_metrics(snapshot(offsets=[], clocks={}, censuses={}, ready=False)).decode()
+    declared = {line.split()[2].removesuffix("_total") for line in text.splitlines() if line.startswith("# TYPE")}
+    families = {name.removesuffix("_total") for name in exported_metric_names() if not name.endswith(("_bucket", "_sum", "_count"))}
+    assert families <= declared
+    assert "segments_ready 0.0" in text
