@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 # throughput (BENCHMARKS.md); `make demo DEMO_CUSTOMERS=23570` runs all of it.
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: setup broker demo test unit stop clean
+.PHONY: setup broker demo test unit stop clean dashboard-assets browser
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -41,6 +41,20 @@ endif
 
 unit: setup
 	$(BIN)/pytest tests/unit
+
+# The dashboard's browser libraries (stream/ops/static/vendor/) are committed, so users
+# need no npm; this refreshes them from the versions locked in tools/dashboard-assets/.
+DASHBOARD_NPM := tools/dashboard-assets
+DASHBOARD_VENDOR := stream/ops/static/vendor
+dashboard-assets:
+	cd $(DASHBOARD_NPM) && npm ci --no-audit --no-fund
+	mkdir -p $(DASHBOARD_VENDOR)
+	cp $(DASHBOARD_NPM)/node_modules/uplot/dist/uPlot.iife.min.js $(DASHBOARD_NPM)/node_modules/uplot/dist/uPlot.min.css $(DASHBOARD_VENDOR)/
+	cp $(DASHBOARD_NPM)/node_modules/uplot/LICENSE $(DASHBOARD_VENDOR)/uPlot.LICENSE
+
+# Headless Chromium for tests/integration/test_dashboard_browser.py, from Debian.
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 stop:
 	-$(BIN)/segments kafka stop
