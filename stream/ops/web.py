@@ -7,7 +7,8 @@
 - ``/dashboard/``: the live dashboard (stream/ops/static/), fed by ``/api/*``.
 
 The server binds to 127.0.0.1 unless ``web_host`` says otherwise. With ``web_token`` set
-every endpoint but the two probes requires ``Authorization: Bearer <token>``.
+every endpoint but the probes and the dashboard's page and assets requires
+``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ from stream.ops.metrics import CONTENT_TYPE, render_metrics
 
 STATIC_DIR = Path(__file__).parent / "static"
 PROBES = frozenset({"/healthz", "/readyz"})
+DASHBOARD_PAGE = "/dashboard/"
 DEFAULT_CHANGES = 50
 MAX_CHANGES = 500
+
+
+def _dashboard_asset(path: str) -> bool:
+    return (path == DASHBOARD_PAGE or path.startswith(f"{DASHBOARD_PAGE}static/")) and ".." not in path
 
 
 def bearer_token_middleware(token: str) -> Any:
@@ -33,7 +39,10 @@ def bearer_token_middleware(token: str) -> Any:
 
     @aiohttp_web.middleware
     async def require_token(request: Any, handler: Any) -> Any:
-        if request.path not in PROBES:
+        # Open: the probes (load balancers send no secrets) and the dashboard's page and
+        # assets (a browser sends no header with a page load; they hold no data, and the
+        # page sends the token with its API calls).
+        if request.path not in PROBES and not _dashboard_asset(request.path):
             given = request.headers.get("Authorization", "").encode()
             # Constant time, so the token can't be guessed byte by byte.
             if not hmac.compare_digest(given, expected):
@@ -93,7 +102,7 @@ def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample
                 return self.json({"error": "unknown customer"}, status=404)
             return self.json(api.customer(*found))
 
-    @app.page("/dashboard/")
+    @app.page(DASHBOARD_PAGE)
     async def dashboard(self: View, request: Any) -> Any:
         index = STATIC_DIR / "index.html"
         if not index.is_file():
@@ -101,7 +110,7 @@ def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample
         return self.html(index.read_text(encoding="utf-8"))
 
     if STATIC_DIR.is_dir():
-        app.web.add_static("/dashboard/static/", STATIC_DIR)
+        app.web.add_static(f"{DASHBOARD_PAGE}static/", STATIC_DIR)
 
     @app.timer(sample_seconds)
     async def sample_series() -> None:

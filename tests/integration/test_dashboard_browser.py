@@ -241,11 +241,6 @@ def test_dashboard_follows_the_worker_live(namespace: WorkerNamespace, browser: 
     assert browser.script_errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream/ops/web.py's token middleware also guards /dashboard/ and its static assets, which "
-    "a browser loads without headers, so the page itself answers 401; they hold no data and need exempting",
-)
 def test_dashboard_asks_for_the_bearer_token(namespace: WorkerNamespace, browser: Browser) -> None:
     """With a token configured the API answers 401 until the page sends it; the page asks
     for it once, keeps it for the tab and sends it as ``Authorization: Bearer``."""

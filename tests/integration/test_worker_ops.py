@@ -128,13 +128,14 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         ns.close()
 
 
-def test_bearer_token_protects_everything_but_the_probes(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
+def test_bearer_token_protects_metrics_and_the_api(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
     token = "s3cret-token"
     ns = WorkerNamespace(kafka_bootstrap, unique_name("token"), tmp_path, worker_settings=f'web_token = "{token}"')
     try:
         ns.start_worker()
         assert get(f"{ns.web_url}/healthz")[0] == 200
-        for path in ("/metrics", "/api/overview", "/dashboard/"):
+        assert get(f"{ns.web_url}/dashboard/")[0] == 200  # the page asks for the token itself
+        for path in ("/metrics", "/api/overview", "/api/changes", "/api/customers/x"):
             assert get(f"{ns.web_url}{path}")[0] == 401, path
             assert get(f"{ns.web_url}{path}", token="wrong")[0] == 401, path
         assert get(f"{ns.web_url}/metrics", token=token)[0] == 200
