@@ -63,6 +63,7 @@ class Change(NamedTuple):
     to_segment: str | None = None  # kind == "segment"
     tag: str | None = None  # kind == "tag"
     entered: bool | None = None  # kind == "tag"
+    timezone: str | None = None  # the customer's, when an event named one
 
     def to_json_dict(self) -> dict[str, Any]:
         """The wire form. ``from``/``to`` only on segment changes, ``tag``/``entered`` only
@@ -81,6 +82,8 @@ class Change(NamedTuple):
         out["scores"] = dict(self.scores)
         out["metrics"] = dict(self.metrics)
         out["rules_version"] = self.rules_version
+        if self.timezone is not None:
+            out["timezone"] = self.timezone
         return out
 
 

@@ -76,6 +76,8 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     p = params_for(rules)
     changes: list[Change] = []
     last = state.evaluated_at
+    if event.timezone is not None and (last is None or event.occurred_at >= last):
+        state.timezone = event.timezone  # a late event doesn't override a newer zone
     if last is None or event.occurred_at >= last:
         changes.extend(_advance(state, event.occurred_at, p))
         _apply_event(state, event, key, p)
@@ -202,6 +204,7 @@ def _emit(state: CustomerState, ev: Evaluation, cause: Cause, p: RuleParams) -> 
                 scores=scores,
                 metrics=metrics,
                 rules_version=p.version,
+                timezone=state.timezone,
                 **extra,
             )
         )

@@ -47,7 +47,8 @@ Encoding (``to_bytes``: orjson, keys short on purpose; default-valued keys omitt
             (, [refund event keys]: only when non-empty)], ...],
      "c": [latest cart instant, 1 if open else 0],
      "e": [[business day number, counted opens], ...],
-     "d": [[utc day of L when applied, [event keys in arrival order]], ...]}
+     "d": [[utc day of L when applied, [event keys in arrival order]], ...],
+     "z": the customer's IANA time zone (latest event naming one)}
 
 Keys (``order_key``, event keys) are the first 8 bytes of BLAKE2b of the id, shifted to
 63 bits (collision odds per customer are ~n²/2⁶⁴: negligible).
@@ -130,6 +131,9 @@ class CustomerState:
     cart_open: bool = False
     open_days: dict[int, int] = field(default_factory=dict)
     seen: list[tuple[int, int]] = field(default_factory=list)  # (utc day of stamp, event key)
+    # The customer's IANA time zone, from the latest event that named one (playbooks'
+    # quiet hours); None: the business time zone applies.
+    timezone: str | None = None
     # Not part of the value (never encoded or compared): the ``summary.RecordSummary`` of
     # the current records, built on first use. Stale once orders, folded aggregates, the
     # cart or the open days change: whoever changes them calls ``records_changed()`` (in
@@ -206,6 +210,8 @@ class CustomerState:
                     current = day
                 keys.append(key)
             doc["d"] = groups
+        if self.timezone is not None:
+            doc["z"] = self.timezone
         return orjson.dumps(doc)
 
     @classmethod
@@ -244,6 +250,7 @@ class CustomerState:
             bool(cart_open),
             dict(get("e", ())),
             [(day, key) for day, keys in get("d", ()) for key in keys],
+            get("z"),
         )
 
 
