@@ -92,6 +92,10 @@ def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample
             return self.json({"error": "limit must be an integer"}, status=400)
         return self.json(api.recent_changes(probe.snapshot(), limit))
 
+    @app.page("/api/debug/offsets")
+    async def debug_offsets(self: View, request: Any) -> Any:
+        return self.json({"partitions": probe.consumer_offsets()})
+
     @app.page("/api/customers/{customer_id}")
     class CustomerLookup(View):
         # faust forwards the request to the worker owning the customer's partition.

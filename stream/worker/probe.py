@@ -69,6 +69,23 @@ class WorkerProbe:
             clocks=clocks, censuses=censuses, telemetry=self.telemetry,
         )
 
+    def consumer_offsets(self) -> list[dict[str, Any]]:
+        """faust's commit bookkeeping per partition: why an offset does or doesn't
+        commit (faust commits only up to the first offset never acknowledged)."""
+        consumer = self.app.consumer
+        rows = []
+        for tp in sorted(self._assignment()):
+            acked = list(consumer._acked.get(tp, ()))
+            rows.append({
+                "topic": tp.topic, "partition": tp.partition,
+                "committed": consumer._committed_offset.get(tp),
+                "acked_pending": len(acked), "acked_min": min(acked) if acked else None,
+                "acked_max": max(acked) if acked else None,
+                "gaps": [[interval.begin, interval.end] for interval in sorted(consumer._gap.get(tp, ()))][:20],
+                "unacked_messages": sum(1 for message in list(consumer._unacked_messages) if message.tp == tp),
+            })
+        return rows
+
     def customer(self, customer_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The customer's profile and stored change history, if this worker has them."""
         key = customer_id.encode()

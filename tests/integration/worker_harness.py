@@ -43,6 +43,7 @@ class WorkerNamespace:
             f"web_port = {self.web_port}\n{worker_settings}\n\n[worker.topics]\n{topic_lines}\n"
         )
         self.worker: subprocess.Popen | None = None
+        self.extra_workers: list[subprocess.Popen] = []
         self.worker_log = tmp_path / f"{prefix}-worker.log"
 
     def env(self) -> dict[str, str]:
@@ -58,21 +59,34 @@ class WorkerNamespace:
         return completed
 
     def start_worker(self, *extra: str, ready_timeout: float = 90) -> None:
-        log = self.worker_log.open("ab")
-        self.worker = subprocess.Popen(
+        self.worker = self._start(self.worker_log, extra, ready_timeout, self._readies)
+        self._readies += 1
+
+    def start_extra_worker(self, label: str, ready_timeout: float = 90) -> tuple[subprocess.Popen, str]:
+        """Another worker of the same app (group), with its own state folder and web
+        port; returns the process and its web address."""
+        log_path = self.tmp_path / f"{self.prefix}-{label}-worker.log"
+        port = free_port()
+        extra = ("--data-dir", str(self.tmp_path / f"{label}-data"), "--web-port", str(port))
+        process = self._start(log_path, extra, ready_timeout, 0)
+        self.extra_workers.append(process)
+        return process, f"http://127.0.0.1:{port}"
+
+    def _start(self, log_path: Path, extra: tuple[str, ...], ready_timeout: float, readies_before: int) -> subprocess.Popen:
+        log = log_path.open("ab")
+        process = subprocess.Popen(
             [SEGMENTS, "--config", str(self.config), "worker", "-l", "info", *extra],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
-            if self.worker.poll() is not None:
-                raise AssertionError(f"worker exited ({self.worker.returncode}):\n{self.log_tail()}")
-            if self.worker_log.read_text(errors="replace").count("[^Worker]: Ready") > self._readies:
-                self._readies += 1
-                return
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited ({process.returncode}):\n{self.log_tail(path=log_path)}")
+            if log_path.read_text(errors="replace").count("[^Worker]: Ready") > readies_before:
+                return process
             time.sleep(0.3)
-        raise AssertionError(f"worker not ready within {ready_timeout}s:\n{self.log_tail()}")
+        raise AssertionError(f"worker not ready within {ready_timeout}s:\n{self.log_tail(path=log_path)}")
 
     _readies = 0
 
@@ -83,9 +97,9 @@ class WorkerNamespace:
         self.worker = None
         return code
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log_tail(self, lines: int = 60, path: Path | None = None) -> str:
         try:
-            return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join((path or self.worker_log).read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
 
@@ -108,9 +122,10 @@ class WorkerNamespace:
         return by_customer
 
     def close(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.kill()
-            self.worker.wait(timeout=30)
+        for process in [self.worker, *self.extra_workers]:
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
 
 
 def batch_results(history: Path, until: str, tmp_path: Path) -> tuple[list[bytes], dict[str, list[dict]]]:
