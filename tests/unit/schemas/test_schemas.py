@@ -15,7 +15,7 @@ from stream.events import REASONS, load_schema, validator
 from stream.events import schemas as schemas_module
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
-ALL = ["order", "cart", "email_open", "event", "segment_change", "customer_profile", "dead_letter"]
+ALL = ["order", "cart", "email_open", "event", "segment_change", "customer_profile", "dead_letter", "playbook_action"]
 SEGMENTS = [
     "Champions", "Loyal Customers", "Potential Loyalist", "New Customers", "Promising",
     "Need Attention", "About To Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost",

@@ -1,0 +1,85 @@
+"""What the playbook engine remembers per customer between changes.
+
+Why so little: the shell keeps one of these per customer in a RocksDB table with a
+Kafka changelog, so it must stay small and must not grow with the customer's history.
+It holds only what a future decision can still need:
+
+- ``rules_version``: the rules version of the customer's last change (a different one
+  on the next change means the rules changed under the customer: ``rules_changed``);
+- ``sends``: per capped channel, the ``not_before`` instants of scheduled marketing
+  actions still inside that channel's cap window;
+- ``cooldowns``: per action with a cooldown, the ``not_before`` instants of its scheduled
+  runs still inside the cooldown.
+
+``decide`` prunes the rest on every call (see ``pruned``), so the state stays bounded by
+the caps and cooldowns themselves (a few instants per channel and action).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyState:
+    """One customer's policy state. Treat as immutable: ``decide`` returns a new one."""
+
+    rules_version: str | None = None
+    sends: dict[str, tuple[int, ...]] = field(default_factory=dict)  # channel -> sorted epoch ms
+    cooldowns: dict[str, tuple[int, ...]] = field(default_factory=dict)  # action -> sorted epoch ms
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON (short keys: it is stored once per customer), sorted keys so equal
+        states are equal bytes."""
+        doc: dict[str, Any] = {"f": STATE_FORMAT, "r": self.rules_version}
+        if self.sends:
+            doc["s"] = {k: list(v) for k, v in self.sends.items()}
+        if self.cooldowns:
+            doc["c"] = {k: list(v) for k, v in self.cooldowns.items()}
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PolicyState:
+        """Inverse of ``to_bytes``; ``ValueError`` for anything it did not write."""
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not a policy state: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("f") != STATE_FORMAT:
+            raise ValueError(f"not a policy state of format {STATE_FORMAT}: {data[:80]!r}")
+        rules_version = doc.get("r")
+        if rules_version is not None and not isinstance(rules_version, str):
+            raise ValueError("policy state: rules version must be a string or null")
+        return cls(rules_version, _instants(doc.get("s", {}), "s"), _instants(doc.get("c", {}), "c"))
+
+    def pruned(self, at_ms: int, windows: dict[str, int], cooldowns: dict[str, int]) -> PolicyState:
+        """Drop instants no decision at or after ``at_ms`` can need: sends at or before
+        ``at_ms - window`` of their channel, cooldown runs at or before ``at_ms -
+        cooldown``, and channels or actions the playbook no longer caps or cools down."""
+        sends = {
+            ch: kept
+            for ch, times in self.sends.items()
+            if ch in windows and (kept := tuple(t for t in times if t > at_ms - windows[ch]))
+        }
+        runs = {
+            name: kept
+            for name, times in self.cooldowns.items()
+            if name in cooldowns and (kept := tuple(t for t in times if t > at_ms - cooldowns[name]))
+        }
+        return PolicyState(self.rules_version, sends, runs)
+
+
+def _instants(value: Any, key: str) -> dict[str, tuple[int, ...]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"policy state: {key!r} must be an object")
+    out: dict[str, tuple[int, ...]] = {}
+    for name, times in value.items():
+        if not isinstance(times, list) or not all(type(t) is int for t in times):
+            raise ValueError(f"policy state: {key}.{name} must be a list of integers")
+        out[name] = tuple(sorted(times))
+    return out
