@@ -105,6 +105,8 @@ def decide(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a segment-change record: {type(exc).__name__}: {exc}") from None
 
+    if policy_state is not None and change["change_id"] in policy_state.decided:
+        return [], policy_state  # a redelivery: its actions were emitted the first time
     policies = playbook.policies
     windows = playbook.cap_windows
     prior = (policy_state or PolicyState()).pruned(at_ms, windows, playbook.cooldown_windows)
@@ -160,7 +162,8 @@ def decide(
         rules_version,
         {ch: tuple(times) for ch, times in sends.items() if times},
         {name: tuple(times) for name, times in runs.items() if times},
-    )
+        prior.decided,
+    ).with_decided(trigger["change_id"])
     return records, state
 
 

@@ -9,7 +9,11 @@ It holds only what a future decision can still need:
 - ``sends``: per capped channel, the ``not_before`` instants of scheduled marketing
   actions still inside that channel's cap window;
 - ``cooldowns``: per action with a cooldown, the ``not_before`` instants of its scheduled
-  runs still inside the cooldown.
+  runs still inside the cooldown;
+- ``decided``: the ids of the customer's last ``DECIDED_KEEP`` changes. Under
+  at-least-once a change can be read twice (a crash before the offset commit); its
+  actions went out the first time (the shell delivers them before it stores the state),
+  and deciding it again against the updated caps would turn them into "skipped".
 
 ``decide`` prunes the rest on every call (see ``pruned``), so the state stays bounded by
 the caps and cooldowns themselves (a few instants per channel and action).
@@ -23,6 +27,7 @@ from typing import Any
 import orjson
 
 STATE_FORMAT = 1
+DECIDED_KEEP = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,10 @@ class PolicyState:
     rules_version: str | None = None
     sends: dict[str, tuple[int, ...]] = field(default_factory=dict)  # channel -> sorted epoch ms
     cooldowns: dict[str, tuple[int, ...]] = field(default_factory=dict)  # action -> sorted epoch ms
+    decided: tuple[str, ...] = ()  # change ids, oldest first
+
+    def with_decided(self, change_id: str) -> PolicyState:
+        return PolicyState(self.rules_version, self.sends, self.cooldowns, (*self.decided, change_id)[-DECIDED_KEEP:])
 
     def to_bytes(self) -> bytes:
         """Compact JSON (short keys: it is stored once per customer), sorted keys so equal
@@ -41,6 +50,8 @@ class PolicyState:
             doc["s"] = {k: list(v) for k, v in self.sends.items()}
         if self.cooldowns:
             doc["c"] = {k: list(v) for k, v in self.cooldowns.items()}
+        if self.decided:
+            doc["d"] = self.decided
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -55,7 +66,10 @@ class PolicyState:
         rules_version = doc.get("r")
         if rules_version is not None and not isinstance(rules_version, str):
             raise ValueError("policy state: rules version must be a string or null")
-        return cls(rules_version, _instants(doc.get("s", {}), "s"), _instants(doc.get("c", {}), "c"))
+        decided = doc.get("d", [])
+        if not isinstance(decided, list) or not all(isinstance(c, str) for c in decided):
+            raise ValueError("policy state: 'd' must be a list of change ids")
+        return cls(rules_version, _instants(doc.get("s", {}), "s"), _instants(doc.get("c", {}), "c"), tuple(decided))
 
     def pruned(self, at_ms: int, windows: dict[str, int], cooldowns: dict[str, int]) -> PolicyState:
         """Drop instants no decision at or after ``at_ms`` can need: sends at or before
@@ -71,7 +85,7 @@ class PolicyState:
             for name, times in self.cooldowns.items()
             if name in cooldowns and (kept := tuple(t for t in times if t > at_ms - cooldowns[name]))
         }
-        return PolicyState(self.rules_version, sends, runs)
+        return PolicyState(self.rules_version, sends, runs, self.decided)
 
 
 def _instants(value: Any, key: str) -> dict[str, tuple[int, ...]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import copy
 import hashlib
 
 import pytest
 
 from stream.core.timeutil import DAY_MS, HOUR_MS, rfc3339_ms
+from stream.playbooks.policy_state import DECIDED_KEEP
 from stream.playbooks import PolicyState, action_id, decide, load_playbook
 from stream.playbooks.policies import holdout_hash
 
@@ -80,7 +83,7 @@ def test_each_trigger_form_and_wildcards() -> None:
 
 def test_a_change_without_actions_still_records_the_rules_version() -> None:
     records, state = decide(tag_change("lapsed"), make_playbook(), None, now_ms=NOW, suppressed=False)
-    assert records == [] and state == PolicyState(RULES_VERSION)
+    assert records == [] and replace(state, decided=()) == PolicyState(RULES_VERSION)
 
 
 # --- the record ------------------------------------------------------------------------------
@@ -291,7 +294,7 @@ def test_holdout_records_are_emitted_and_use_up_nothing() -> None:
     records, state = run([segment_change(customer=held), segment_change(customer=held, at=T + 1)], pb)
     assert all(r["holdout"] for r in records)
     assert [outcome(r) for r in records] == [("scheduled", None)] * 4
-    assert state == PolicyState(RULES_VERSION)
+    assert replace(state, decided=()) == PolicyState(RULES_VERSION)
     records, state = run([segment_change(customer=treated), segment_change(customer=treated, at=T + 1)], pb)
     assert not any(r["holdout"] for r in records)
     assert [outcome(r) for r in records] == [("scheduled", None), ("skipped", "frequency_cap"),
@@ -392,7 +395,7 @@ def test_skip_reasons_come_in_a_fixed_order() -> None:
 
 
 def test_state_bytes_round_trip_and_reject_garbage() -> None:
-    state = PolicyState("r1-x", {"email": (1, 2)}, {"a": (3,)})
+    state = PolicyState("r1-x", {"email": (1, 2)}, {"a": (3,)}, ("c1", "c2"))
     assert PolicyState.from_bytes(state.to_bytes()) == state
     assert PolicyState.from_bytes(PolicyState().to_bytes()) == PolicyState()
     for bad in (b"", b"[]", b'{"f": 2}', b'{"f": 1, "s": {"email": ["x"]}}', b'{"f": 1, "r": 5}', b"\xff"):
@@ -428,4 +431,21 @@ def test_state_forgets_channels_and_actions_the_playbook_no_longer_limits() -> N
     pb = make_playbook(frequency_caps={})
     state = PolicyState(RULES_VERSION, {"email": (T,), "sms": (T,)}, {"gone": (T,)})
     _, new = decide(segment_change(at=T + 1), pb, state, now_ms=T + 1, suppressed=False)
-    assert new == PolicyState(RULES_VERSION)
+    assert replace(new, decided=()) == PolicyState(RULES_VERSION)
+
+
+def test_a_redelivered_change_emits_nothing_and_keeps_the_state() -> None:
+    pb = make_playbook([email_action("a", cooldown_days=30)])
+    [customer] = customers_outside_holdout(pb, 1)
+    change = segment_change(customer=customer)
+    first, state = decide(change, pb, None, now_ms=NOW, suppressed=False)
+    assert [outcome(r) for r in first] == [("scheduled", None)]
+    again, same = decide(copy.deepcopy(change), pb, state, now_ms=NOW, suppressed=False)
+    assert again == [] and same == state
+
+
+def test_decided_ids_are_bounded() -> None:
+    state = PolicyState()
+    for n in range(DECIDED_KEEP + 5):
+        state = state.with_decided(f"c{n}")
+    assert state.decided == tuple(f"c{n}" for n in range(5, DECIDED_KEEP + 5))
