@@ -13,6 +13,7 @@ from stream.cli.context import CliContext
 from stream.cli.batch import batch
 from stream.cli.demo import demo
 from stream.cli.lag import lag
+from stream.cli.playbooks import playbooks_group
 from stream.cli.replay import replay
 from stream.cli.rules import calibrate_command, rules_group
 from stream.cli.snapshot import profile_command, snapshot
@@ -60,6 +61,7 @@ cli.add_command(rules_group)
 cli.add_command(calibrate_command)
 cli.add_command(demo)
 cli.add_command(lag)
+cli.add_command(playbooks_group)
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
     click.echo(f"segments worker: Kafka {kafka.describe()}, rules {rules.version}, clock {settings.clock}, {settings.processing_guarantee}", err=True)
 
     ensure_topics(kafka, worker_topics(settings))
-    unclean = _recover_after_unclean_stop(state_dir(settings))
+    unclean = recover_after_unclean_stop(state_dir(settings))
     app = build_app(settings, kafka, rules, repair_timers=unclean)
     clean = False
     try:
@@ -67,7 +67,7 @@ def worker_topics(settings) -> list[TopicSpec]:
     return specs
 
 
-def _recover_after_unclean_stop(data_dir: Path) -> bool:
+def recover_after_unclean_stop(data_dir: Path) -> bool:
     """After a crash, local RocksDB may hold writes whose changelog records (or whose
     outputs, under exactly-once) never committed. Rebuild from the changelogs instead."""
     marker = data_dir / CLEAN_MARKER

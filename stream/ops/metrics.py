@@ -9,12 +9,12 @@ group's view is ``segments lag``.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from stream.ops.snapshot import WorkerSnapshot
+from stream.ops.snapshot import PartitionOffsets, PlaybooksSnapshot, WorkerSnapshot
 from stream.processing.census import NO_SEGMENT
 from stream.rules import SEGMENT_NAMES, TAG_NAMES
 
@@ -26,10 +26,15 @@ class MetricSpec(NamedTuple):
     labels: tuple[str, ...] = ()
 
 
-SPECS = [
+LAG_SPECS = [
     MetricSpec("kafka_consumergroup_current_offset", "gauge", "Committed offset of the consumer group, per owned partition.", ("consumergroup", "topic", "partition")),
     MetricSpec("kafka_consumergroup_lag", "gauge", "Log-end offset minus committed offset, per owned partition.", ("consumergroup", "topic", "partition")),
     MetricSpec("kafka_topic_partition_current_offset", "gauge", "Log-end offset as last seen by the worker's consumer.", ("topic", "partition")),
+]
+READY_SPEC = MetricSpec("segments_ready", "gauge", "1 when partitions are assigned and table recovery is done.")
+
+SPECS = [
+    *LAG_SPECS,
     MetricSpec("segments_event_time_lag_seconds", "gauge", "Wall clock minus the partition clock (event time).", ("partition",)),
     MetricSpec("segments_events", "counter", "Input events accepted, by type.", ("type",)),
     MetricSpec("segments_dead_letters", "counter", "Input records sent to the dead-letter topic, by reason.", ("reason",)),
@@ -40,21 +45,42 @@ SPECS = [
     MetricSpec("segments_pending_timers", "gauge", "Customers with a scheduled time-caused re-evaluation.", ("partition",)),
     MetricSpec("segments_clock_ticks", "counter", "Clock ticks processed."),
     MetricSpec("segments_assigned_partitions", "gauge", "Partitions of the events topic this worker owns."),
-    MetricSpec("segments_ready", "gauge", "1 when partitions are assigned and table recovery is done."),
+    READY_SPEC,
     MetricSpec("segments_batch_duration_seconds", "histogram", "Time to process one batch of events and ticks, outputs and state delivered."),
+]
+
+# The playbooks app's /metrics (`segments playbooks`).
+PLAYBOOK_SPECS = [
+    *LAG_SPECS,
+    MetricSpec("segments_actions_emitted", "counter", "Actions scheduled for delivery (holdout excluded), by playbook, action and channel.", ("playbook", "action", "channel")),
+    MetricSpec("segments_actions_skipped", "counter", "Actions recorded as skipped, by reason.", ("reason",)),
+    MetricSpec("segments_actions_holdout", "counter", "Actions emitted for holdout customers (never sent), by playbook.", ("playbook",)),
+    MetricSpec("segments_playbook_changes", "counter", "Segment-change records read, by outcome (decided, duplicate, malformed).", ("outcome",)),
+    READY_SPEC,
 ]
 
 _SAMPLE_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
 
 
-def exported_metric_names() -> set[str]:
-    """Every sample name a worker's /metrics can emit."""
-    return {spec.name + suffix for spec in SPECS for suffix in _SAMPLE_SUFFIXES[spec.kind]}
+def exported_metric_names(specs: list[MetricSpec] | None = None) -> set[str]:
+    """Every sample name a /metrics can emit: the worker's by default."""
+    return {spec.name + suffix for spec in (SPECS if specs is None else specs) for suffix in _SAMPLE_SUFFIXES[spec.kind]}
 
 
 def _family(spec: MetricSpec) -> Metric:
     kinds: dict[str, Any] = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily, "histogram": HistogramMetricFamily}
     return kinds[spec.kind](spec.name, spec.help, labels=spec.labels)
+
+
+def _add_offsets(families: dict[str, Metric], group: str, offsets: list[PartitionOffsets]) -> None:
+    for row in offsets:
+        partition = str(row.partition)
+        if row.committed is not None:
+            families["kafka_consumergroup_current_offset"].add_metric([group, row.topic, partition], row.committed)
+        if row.lag is not None:
+            families["kafka_consumergroup_lag"].add_metric([group, row.topic, partition], row.lag)
+        if row.end is not None:
+            families["kafka_topic_partition_current_offset"].add_metric([row.topic, partition], row.end)
 
 
 def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
@@ -64,14 +90,7 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
         families[name].add_metric(labels, value)
 
     telemetry = snapshot.telemetry
-    for offsets in snapshot.offsets:
-        partition = str(offsets.partition)
-        if offsets.committed is not None:
-            add("kafka_consumergroup_current_offset", [snapshot.group, offsets.topic, partition], offsets.committed)
-        if offsets.lag is not None:
-            add("kafka_consumergroup_lag", [snapshot.group, offsets.topic, partition], offsets.lag)
-        if offsets.end is not None:
-            add("kafka_topic_partition_current_offset", [offsets.topic, partition], offsets.end)
+    _add_offsets(families, snapshot.group, snapshot.offsets)
     for partition in sorted(snapshot.clocks):
         lag = snapshot.event_time_lag_seconds(partition)
         if lag is not None:
@@ -100,18 +119,42 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
     yield from families.values()
 
 
-class _SnapshotCollector:
-    def __init__(self, snapshot: WorkerSnapshot) -> None:
-        self._snapshot = snapshot
+def _playbook_families(snapshot: PlaybooksSnapshot) -> Iterator[Metric]:
+    families = {spec.name: _family(spec) for spec in PLAYBOOK_SPECS}
+    telemetry = snapshot.telemetry
+    _add_offsets(families, snapshot.group, snapshot.offsets)
+    for (playbook, action, channel), count in sorted(telemetry.emitted.items()):
+        families["segments_actions_emitted"].add_metric([playbook, action, channel], count)
+    for reason, count in sorted(telemetry.skipped_by_reason.items()):
+        families["segments_actions_skipped"].add_metric([reason], count)
+    for playbook, count in sorted(telemetry.holdout_by_playbook.items()):
+        families["segments_actions_holdout"].add_metric([playbook], count)
+    for outcome, count in sorted(telemetry.changes_by_outcome.items()):
+        families["segments_playbook_changes"].add_metric([outcome], count)
+    families["segments_ready"].add_metric([], 1 if snapshot.ready else 0)
+    yield from families.values()
+
+
+class _Collector:
+    def __init__(self, families: Callable[[], Iterator[Metric]]) -> None:
+        self._families = families
 
     def collect(self) -> Iterator[Metric]:
-        return _families(self._snapshot)
+        return self._families()
 
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def render_metrics(snapshot: WorkerSnapshot) -> bytes:
+def _render(families: Callable[[], Iterator[Metric]]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot))
+    registry.register(_Collector(families))
     return generate_latest(registry)
+
+
+def render_metrics(snapshot: WorkerSnapshot) -> bytes:
+    return _render(lambda: _families(snapshot))
+
+
+def render_playbook_metrics(snapshot: PlaybooksSnapshot) -> bytes:
+    return _render(lambda: _playbook_families(snapshot))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stream.ops.telemetry import WorkerTelemetry
+from stream.ops.telemetry import PlaybookTelemetry, WorkerTelemetry
 from stream.processing.census import Census, combine
 
 
@@ -48,3 +48,11 @@ class WorkerSnapshot:
     def event_time_lag_seconds(self, partition: int) -> float | None:
         clock = self.clocks.get(partition)
         return None if clock is None else (self.now_ms - clock) / 1000
+
+
+@dataclass(frozen=True)
+class PlaybooksSnapshot:
+    group: str
+    ready: bool
+    offsets: list[PartitionOffsets]
+    telemetry: PlaybookTelemetry = field(repr=False)

@@ -67,3 +67,24 @@ class WorkerTelemetry:
     def record_batch(self, seconds: float, ticks: int) -> None:
         self.batch_duration.observe(seconds)
         self.ticks += ticks
+
+
+@dataclass
+class PlaybookTelemetry:
+    """What the playbooks app has decided since it started."""
+
+    # (playbook, action, channel) of scheduled actions, holdout ones excluded
+    emitted: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
+    holdout_by_playbook: Counter[str] = field(default_factory=Counter)
+    # decided | duplicate | malformed
+    changes_by_outcome: Counter[str] = field(default_factory=Counter)
+
+    def record_actions(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            if record["status"] == "skipped":
+                self.skipped_by_reason[record["skip_reason"]] += 1
+            elif record["holdout"]:
+                self.holdout_by_playbook[record["playbook"]] += 1
+            else:
+                self.emitted[(record["playbook"], record["action"], record["channel"])] += 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web as aiohttp_web
 
@@ -55,8 +55,8 @@ def bearer_token_middleware(token: str) -> Any:
     return require_token
 
 
-def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample_seconds: float, token: str | None) -> None:
-    """Add the ops routes to ``app`` (a faust App) reading from ``probe`` (WorkerProbe)."""
+def register_probes_and_metrics(app: Any, *, ready: Callable[[], bool], metrics: Callable[[], bytes], token: str | None) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on a faust app, and the bearer token."""
     from faust.web import View
 
     if token:
@@ -69,12 +69,19 @@ def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample
 
     @app.page("/readyz")
     async def readyz(self: View, request: Any) -> Any:
-        ready = probe.ready()
-        return self.json({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
+        is_ready = ready()
+        return self.json({"status": "ready" if is_ready else "not ready"}, status=200 if is_ready else 503)
 
     @app.page("/metrics")
-    async def metrics(self: View, request: Any) -> Any:
-        return self.bytes(render_metrics(probe.snapshot()), headers={"Content-Type": CONTENT_TYPE})
+    async def metrics_page(self: View, request: Any) -> Any:
+        return self.bytes(metrics(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample_seconds: float, token: str | None) -> None:
+    """Add the worker's ops routes to ``app`` (a faust App) reading from ``probe`` (WorkerProbe)."""
+    from faust.web import View
+
+    register_probes_and_metrics(app, ready=probe.ready, metrics=lambda: render_metrics(probe.snapshot()), token=token)
 
     @app.page("/api/overview")
     async def overview(self: View, request: Any) -> Any:

@@ -218,6 +218,16 @@ class Trigger(_Strict):
             return self.to_segment
         return None
 
+    def describe(self) -> str:
+        """The trigger as one would say it: ``enter segment At Risk``, ``Champions -> *``."""
+        if self.kind == "enter_segment":
+            return f"enter segment {self.enter_segment}"
+        if self.kind == "transition":
+            return f"{self.from_segment} -> {self.to_segment}"
+        if self.kind == "enter_tag":
+            return f"enter tag {self.enter_tag}"
+        return f"leave tag {self.leave_tag}"
+
 
 # --- actions -------------------------------------------------------------------------------
 
@@ -507,6 +517,16 @@ class Playbook(_Strict):
     def cooldown_windows(self) -> dict[str, int]:
         """Action name -> cooldown in ms, for the actions with a cooldown."""
         return {a.name: a.cooldown_ms for a in self.actions if a.cooldown_ms is not None}
+
+    def with_backfill_act(self, act: bool) -> Playbook:
+        """This playbook with ``policies.backfill.act`` overridden (``--act-on-backfill``);
+        a different playbook, so a different version."""
+        backfill = self.policies.backfill.model_copy(update={"act": act})
+        copy = self.model_copy(update={"policies": self.policies.model_copy(update={"backfill": backfill})})
+        # model_copy copies the instance dict, cached derived values included.
+        for name in ("version", "zone", "holdout_threshold", "cap_windows", "cooldown_windows"):
+            copy.__dict__.pop(name, None)
+        return copy
 
     def actions_for(self, change: dict[str, Any]) -> list[Action]:
         """The actions whose trigger ``change`` (wire form) fires, in file order."""

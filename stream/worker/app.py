@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import weakref
 import logging
 import os
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import faust
-import faust.streams as faust_streams
 import orjson
 
 from stream.clients import KafkaSettings
@@ -27,46 +24,12 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
+from stream.worker.plumbing import RAW, credentials, current_event_of, now_ms, output_sender
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, state_dir
 from stream.worker.tables import TableStore
 
 log = logging.getLogger("stream.worker")
-
-_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-
-
-def _credentials(kafka: KafkaSettings) -> Any:
-    if kafka.uses_sasl:
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password,
-            mechanism=kafka.sasl_mechanism or "PLAIN",
-            ssl_context=kafka.ssl_context(),
-        )
-    if kafka.uses_ssl:
-        return faust.SSLCredentials(kafka.ssl_context())
-    return None
-
-
-@contextlib.contextmanager
-def current_event_of(event: Any) -> Iterator[None]:
-    """Make ``event`` faust's current event while a batch is processed.
-
-    faust decides a table write's changelog partition from the current event, and
-    ``take_events`` yields with none set. The agent is partition-isolated, so the last
-    event of a batch belongs to the partition of every key the batch touches.
-    (faust has no public API for this.)
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def profile_record(state: CustomerState, rules: Rules) -> bytes:
@@ -79,7 +42,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
-        broker_credentials=_credentials(kafka),
+        broker_credentials=credentials(kafka),
         store="rocksdb://",
         datadir=str(state_dir(settings)),
         processing_guarantee=settings.processing_guarantee,
@@ -101,9 +64,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     topics = settings.topics
     partitions = settings.partitions
 
-    inputs = app.topic(*topics.inputs(), **_RAW)
-    events_topic = app.topic(topics.events, partitions=partitions, internal=True, **_RAW)
-    dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **_RAW)
+    inputs = app.topic(*topics.inputs(), **RAW)
+    events_topic = app.topic(topics.events, partitions=partitions, internal=True, **RAW)
+    dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **RAW)
 
     table_types = {"key_type": bytes, "value_type": bytes}
     customers = app.Table("customers", partitions=partitions, **table_types)
@@ -215,21 +178,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     repaired_partitions: set[int] = set()
 
-    async def send_output(source_partition: int, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
-        """Send an output or changelog record and return its delivery future; under
-        exactly-once, inside the transaction that commits the source partition's offsets.
-
-        faust picks a transaction from the *destination* topic's partition group, and
-        the output topics are not consumed by this app, so it would send them outside
-        any transaction. Route them to the source partition's transactional producer.
-        """
-        if app.in_transaction:
-            group = app.assignor.group_for_topic(topics.events)
-            transactional_id = f"{app.conf.id}-{group}-{source_partition}"
-            return await app.consumer.transactions.producer.send(
-                topic, key, value, partition, None, None, transactional_id=transactional_id
-            )
-        return await app.producer.send(topic, key, value, partition, None, None)
+    send_output = output_sender(app, topics.events)
 
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()

@@ -18,6 +18,25 @@ from stream.rules import Rules
 from stream.worker.tables import census_key, clock_key, partition_of
 
 
+def group_offsets(app: Any, topics: set[str]) -> list[PartitionOffsets]:
+    """Committed and log-end offsets of the partitions of ``topics`` this app's consumer
+    owns. (The consumer is also assigned the tables' changelog partitions; the group
+    commits offsets only for the topics it subscribes to.)"""
+    consumer = app.consumer
+    return [
+        PartitionOffsets(tp.topic, tp.partition, consumer._committed_offset.get(tp), consumer.highwater(tp))
+        for tp in consumer.assignment() if tp.topic in topics
+    ]
+
+
+def app_ready(app: Any, topic: str) -> bool:
+    """Partitions of ``topic`` assigned and table recovery finished: the app is processing."""
+    if app.rebalancing or app.in_recovery:
+        return False
+    owns = any(tp.topic == topic for tp in app.consumer.assignment())
+    return owns and app.tables.recovery.completed.is_set()
+
+
 class WorkerProbe:
     def __init__(self, app: Any, rules: Rules, telemetry: WorkerTelemetry, *, events_topic: str,
                  source_topics: list[str], partitions: int, customers: Any, clocks: Any, history: Any) -> None:
@@ -35,26 +54,14 @@ class WorkerProbe:
     def _assignment(self) -> set[Any]:
         if not self.started:
             return set()
-        # The consumer is also assigned the tables' changelog partitions; the group
-        # commits offsets only for the topics it subscribes to.
         return {tp for tp in self.app.consumer.assignment() if tp.topic in self.source_topics}
 
     def ready(self) -> bool:
-        """Partitions assigned and table recovery finished: the worker is processing."""
-        app = self.app
-        if not self.started or app.rebalancing or app.in_recovery:
-            return False
-        owns_events = any(tp.topic == self.events_topic for tp in self._assignment())
-        return owns_events and app.tables.recovery.completed.is_set()
+        return self.started and app_ready(self.app, self.events_topic)
 
     def snapshot(self) -> WorkerSnapshot:
-        assignment = self._assignment()
-        offsets = []
-        consumer = self.app.consumer if assignment else None
-        for tp in assignment:
-            committed = consumer._committed_offset.get(tp)
-            offsets.append(PartitionOffsets(tp.topic, tp.partition, committed, consumer.highwater(tp)))
-        partitions = sorted(tp.partition for tp in assignment if tp.topic == self.events_topic)
+        offsets = group_offsets(self.app, self.source_topics) if self.started else []
+        partitions = sorted(o.partition for o in offsets if o.topic == self.events_topic)
         clocks: dict[int, int | None] = {}
         censuses: dict[int, Census] = {}
         for partition in partitions:

@@ -65,14 +65,57 @@ def state_dir(settings: WorkerSettings) -> Path:
 
 def load_worker_settings(config_file: str | Path | None, **overrides: Any) -> WorkerSettings:
     """The ``[worker]`` table of ``config_file`` (if any) with non-None ``overrides`` on top."""
+    return _load_table(config_file, "worker", WorkerSettings, overrides)
+
+
+class PlaybooksTopics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # None: the worker's (``[worker.topics] segment_changes``).
+    segment_changes: str | None = None
+    actions: str = "playbook-actions"
+
+
+class PlaybooksSettings(BaseModel):
+    """The ``[playbooks]`` table: the app that turns segment changes into actions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = "segments-playbooks"
+    topics: PlaybooksTopics = Field(default_factory=PlaybooksTopics)
+    playbook_file: str | None = None
+    suppression_file: str | None = None
+    # None: what the playbook file says (policies.backfill.act).
+    act_on_backfill: bool | None = None
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    data_dir: str = ".segments/playbooks"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6067, ge=0, le=65535)
+    web_token: str | None = None
+    batch_size: int = Field(500, ge=1)
+    batch_seconds: float = Field(0.1, gt=0)
+
+
+def load_playbooks_settings(config_file: str | Path | None, **overrides: Any) -> PlaybooksSettings:
+    """The ``[playbooks]`` table, with the worker's segment-changes topic as its input
+    unless it names one."""
+    settings = _load_table(config_file, "playbooks", PlaybooksSettings, overrides)
+    if settings.topics.segment_changes is None:
+        settings.topics.segment_changes = load_worker_settings(config_file).topics.segment_changes
+    return settings
+
+
+def _load_table(config_file: str | Path | None, name: str, model: type[Any], overrides: dict[str, Any]) -> Any:
     table: dict[str, Any] = {}
     if config_file is not None and Path(config_file).is_file():
         try:
-            table = tomllib.loads(Path(config_file).read_text(encoding="utf-8")).get("worker", {})
+            table = tomllib.loads(Path(config_file).read_text(encoding="utf-8")).get(name, {})
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{config_file}: not valid TOML: {error}") from None
     table.update({key: value for key, value in overrides.items() if value is not None})
     try:
-        return WorkerSettings.model_validate(table)
+        return model.model_validate(table)
     except ValidationError as error:
-        raise config_error(str(config_file or "command line"), "worker", error) from None
+        raise config_error(str(config_file or "command line"), name, error) from None

@@ -26,6 +26,7 @@ from kafka.partitioner.default import murmur2
 
 from stream.core.state import CustomerState
 from stream.processing.census import Census, Standing, standing_of
+from stream.worker.plumbing import ChangelogRecord, write_local
 
 _DUE = struct.Struct(">q")
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
@@ -221,25 +222,18 @@ class TableStore:
 
     # ----------------------------------------------------------------- flush
 
-    def flush(self) -> list[tuple[str, bytes, bytes | None]]:
+    def flush(self) -> list[ChangelogRecord]:
         """Write the buffered changes to the local tables; return the changelog records
-        ``(topic, key, value or None for a deletion)`` for the agent to send.
-
-        The agent sends them itself, like its outputs, and waits for the broker's
-        acknowledgement before the batch's offsets can commit: a source offset must
-        never be committed while the state it produced is only in a send buffer.
-        (faust's ``table[key] = value`` queues the record in its own producer buffer and
-        drops the future.) They go to this partition of each changelog topic.
+        for the agent to send (see ``plumbing.write_local`` for why the agent sends them).
+        They go to this partition of each changelog topic.
         """
-        records: list[tuple[str, bytes, bytes | None]] = []
+        records: list[ChangelogRecord] = []
 
         def put(table: Any, key: bytes, value: bytes) -> None:
-            records.append((table.changelog_topic.get_topic_name(), key, value))
-            table.data[key] = value
+            write_local(table, key, value, records)
 
         def delete(table: Any, key: bytes) -> None:
-            records.append((table.changelog_topic.get_topic_name(), key, None))
-            table.data.pop(key, None)
+            write_local(table, key, None, records)
 
         census_changed = bool(self._dirty or self._timer_writes) or self._census is not None
         census = self.census() if census_changed else None

@@ -449,3 +449,15 @@ def test_decided_ids_are_bounded() -> None:
     for n in range(DECIDED_KEEP + 5):
         state = state.with_decided(f"c{n}")
     assert state.decided == tuple(f"c{n}" for n in range(5, DECIDED_KEEP + 5))
+
+
+def test_backfill_override_acts_on_old_changes_and_changes_the_version() -> None:
+    pb = make_playbook([email_action("a")])
+    assert pb.version  # computed before the copy: the copy must not inherit it
+    acting = pb.with_backfill_act(True)
+    assert acting.version != pb.version and acting.policies.backfill.act
+    [customer] = customers_outside_holdout(pb, 1)
+    old = segment_change(customer=customer, at=T)
+    far_later = T + 400 * DAY_MS
+    assert [outcome(r) for r in decide(old, pb, None, now_ms=far_later, suppressed=False)[0]] == [("skipped", "backfill")]
+    assert [outcome(r) for r in decide(old, acting, None, now_ms=far_later, suppressed=False)[0]] == [("scheduled", None)]

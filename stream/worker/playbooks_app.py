@@ -1,0 +1,141 @@
+"""Build the playbooks app: segment changes in, action records out (``segments playbooks``).
+
+A faust app of its own (own consumer group, own state), beside the worker: it reads the
+segment-changes topic, asks the pure core (``stream.playbooks.decide``) what each change
+triggers given the customer's policy state (caps, cooldowns), publishes every action
+record to ``playbook-actions`` keyed by customer, and keeps the policy states in a
+RocksDB table with a Kafka changelog.
+
+Same delivery discipline as the worker: a batch's action records are acknowledged by
+the broker before its policy states are written, and those before its offsets commit,
+so a crash repeats a decision (the state remembers decided change ids, so a repeat
+emits nothing) instead of losing one; under exactly-once all of it is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+import faust
+import orjson
+
+from stream.clients import KafkaSettings
+from stream.core.timeutil import rfc3339_ms
+from stream.ops.metrics import render_playbook_metrics
+from stream.ops.snapshot import PlaybooksSnapshot
+from stream.ops.telemetry import PlaybookTelemetry
+from stream.ops.web import register_probes_and_metrics
+from stream.playbooks import Playbook, PolicyState, decide
+from stream.worker.plumbing import RAW, ChangelogRecord, credentials, current_event_of, now_ms, output_sender, write_local
+from stream.worker.probe import app_ready, group_offsets
+from stream.worker.settings import PlaybooksSettings
+
+log = logging.getLogger("stream.playbooks")
+
+
+def build_playbooks_app(
+    settings: PlaybooksSettings,
+    kafka: KafkaSettings,
+    playbook: Playbook,
+    *,
+    partitions: int,
+    is_suppressed: Callable[[str], bool],
+    web_token: str | None = None,
+) -> faust.App:
+    """``partitions``: of the segment-changes topic (the policy table is co-partitioned
+    with it). ``is_suppressed(customer_id)``: the suppression list."""
+    from pathlib import Path
+
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
+        broker_credentials=credentials(kafka),
+        store="rocksdb://",
+        datadir=str(Path(settings.data_dir) / settings.app_id),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        key_serializer="raw",
+        value_serializer="raw",
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+    )
+    telemetry = PlaybookTelemetry()
+    changes_topic_name = settings.topics.segment_changes
+    assert changes_topic_name is not None
+    changes_topic = app.topic(changes_topic_name, **RAW)
+    policies = app.Table("policies", partitions=partitions, key_type=bytes, value_type=bytes)
+    send_output = output_sender(app, changes_topic_name)
+    actions_topic = settings.topics.actions
+
+    @app.agent(changes_topic, isolated_partitions=True)
+    async def playbook_agent(stream: faust.Stream) -> None:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            with current_event_of(batch[-1]):
+                await process_batch(batch)
+
+    async def process_batch(batch: list[Any]) -> None:
+        partition = batch[-1].message.partition
+        now = now_ms()
+        states: dict[bytes, PolicyState | None] = {}
+        pending = []
+        for event in batch:
+            message = event.message
+            try:
+                change = orjson.loads(event.value)
+                key = change["customer_id"].encode()
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                telemetry.changes_by_outcome["malformed"] += 1
+                log.warning("not a segment-change record: %s[%d]@%d", message.topic, message.partition, message.offset)
+                continue
+            if key not in states:
+                raw = policies.data.get(key)
+                states[key] = PolicyState.from_bytes(raw) if raw is not None else None
+            try:
+                records, state = decide(change, playbook, states[key], now_ms=now, suppressed=is_suppressed(change["customer_id"]))
+            except ValueError as error:
+                telemetry.changes_by_outcome["malformed"] += 1
+                log.warning("%s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
+                continue
+            duplicate = state is states[key] and not records
+            telemetry.changes_by_outcome["duplicate" if duplicate else "decided"] += 1
+            states[key] = state
+            emitted_at = rfc3339_ms(now_ms())
+            for record in records:
+                record["emitted_at"] = emitted_at
+                pending.append(await send_output(partition, actions_topic, key, orjson.dumps(record)))
+            telemetry.record_actions(records)
+        # Actions first, state second: a crash in between repeats a decision, never loses one.
+        if pending:
+            await asyncio.gather(*pending)
+        changelog: list[ChangelogRecord] = []
+        for key, state in states.items():
+            if state is not None:
+                write_local(policies, key, state.to_bytes(), changelog)
+        deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
+        if deliveries:
+            await asyncio.gather(*deliveries)
+
+    started = {"assigned": False}
+
+    @app.on_partitions_assigned.connect
+    async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
+        started["assigned"] = True
+
+    def snapshot() -> PlaybooksSnapshot:
+        offsets = group_offsets(app, {changes_topic_name}) if started["assigned"] else []
+        return PlaybooksSnapshot(app.conf.id, ready(), offsets, telemetry)
+
+    def ready() -> bool:
+        return started["assigned"] and app_ready(app, changes_topic_name)
+
+    register_probes_and_metrics(app, ready=ready, metrics=lambda: render_playbook_metrics(snapshot()), token=web_token)
+    app.playbook_telemetry = telemetry  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,91 @@
+"""faust plumbing both stream apps (the segmentation worker and the playbooks app) share:
+credentials, the current-event context, delivery of outputs inside the right
+transaction, and changelog writes that are acknowledged before offsets commit."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from typing import Any, Awaitable, Callable, Iterator
+
+import faust
+import faust.streams as faust_streams
+
+from stream.clients import KafkaSettings
+
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+# (topic, key, value or None for a deletion)
+ChangelogRecord = tuple[str, bytes, bytes | None]
+SendOutput = Callable[..., Awaitable[Any]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def credentials(kafka: KafkaSettings) -> Any:
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=kafka.ssl_context(),
+        )
+    if kafka.uses_ssl:
+        return faust.SSLCredentials(kafka.ssl_context())
+    return None
+
+
+@contextlib.contextmanager
+def current_event_of(event: Any) -> Iterator[None]:
+    """Make ``event`` faust's current event while a batch is processed.
+
+    faust decides a table write's changelog partition from the current event, and
+    ``take_events`` yields with none set. The agents are partition-isolated, so the last
+    event of a batch belongs to the partition of every key the batch touches.
+    (faust has no public API for this.)
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def output_sender(app: faust.App, source_topic: str) -> SendOutput:
+    """``send(source_partition, topic, key, value, partition=None)`` -> delivery future.
+
+    Under exactly-once the record goes inside the transaction that commits the source
+    partition's offsets. faust picks a transaction from the *destination* topic's
+    partition group, and output topics are not consumed by the app, so it would send
+    them outside any transaction: route them to the source partition's transactional
+    producer instead.
+    """
+
+    async def send(source_partition: int, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
+        if app.in_transaction:
+            group = app.assignor.group_for_topic(source_topic)
+            transactional_id = f"{app.conf.id}-{group}-{source_partition}"
+            return await app.consumer.transactions.producer.send(
+                topic, key, value, partition, None, None, transactional_id=transactional_id
+            )
+        return await app.producer.send(topic, key, value, partition, None, None)
+
+    return send
+
+
+def write_local(table: Any, key: bytes, value: bytes | None, records: list[ChangelogRecord]) -> None:
+    """Write ``table``'s local store and queue the changelog record for the agent to send.
+
+    The agent sends changelog records itself, like its outputs, and waits for the
+    broker's acknowledgement before a batch's offsets can commit: a source offset must
+    never be committed while the state it produced is only in a send buffer. (faust's
+    ``table[key] = value`` queues the record in its own producer buffer and drops the
+    future.)"""
+    records.append((table.changelog_topic.get_topic_name(), key, value))
+    if value is None:
+        table.data.pop(key, None)
+    else:
+        table.data[key] = value

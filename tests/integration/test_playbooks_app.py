@@ -1,0 +1,229 @@
+"""`segments playbooks run` between the real worker and the actions topic: the action
+records are exactly what the pure core decides over the batch command's change list;
+old history triggers nothing unless asked; a SIGKILLed playbooks app loses no action."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer
+
+from stream.broker.local import free_port
+from stream.core.timeutil import rfc3339_ms
+from stream.playbooks import decide, load_playbook
+from tests.integration.worker_harness import SEGMENTS, WorkerNamespace, batch_results
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3_600_000
+
+
+def scripted_history(now: int, customers: int = 40) -> list[dict[str, Any]]:
+    """Recent orders, repeat orders, carts left open and email opens: changes within the
+    playbook's backfill horizon, so they trigger actions."""
+    events = []
+
+    def add(kind: str, customer: str, at: int, **fields: Any) -> None:
+        events.append({"event_id": f"e{len(events)}", "type": kind, "customer_id": customer, "occurred_at": rfc3339_ms(at), **fields})
+
+    for n in range(customers):
+        customer = f"pb-{n:03d}"
+        zone = ("Europe/Paris", "America/New_York", None)[n % 3]
+        extra = {"timezone": zone} if zone else {}
+        add("order", customer, now - 30 * HOUR + n * 60_000, order_id=f"o{n}a", status="placed", total=40 + n, currency="USD", **extra)
+        if n % 2 == 0:
+            add("order", customer, now - 20 * HOUR + n * 60_000, order_id=f"o{n}b", status="placed", total=90, currency="USD",
+                discount_code="SAVE10")
+        if n % 5 == 0:
+            add("cart", customer, now - 10 * HOUR + n * 60_000, cart_id=f"k{n}", action="add", cart_total=55)
+    for n in range(customers, customers + 8):
+        add("email_open", f"pb-{n:03d}", now - 5 * HOUR, campaign_id="spring", message_id=f"m{n}", apple_privacy_open=False)
+    events.sort(key=lambda e: e["occurred_at"])
+    return events
+
+
+class PlaybooksProcess:
+    def __init__(self, ns: WorkerNamespace, tmp_path: Path, *, guarantee: str = "at_least_once", suppressed: list[str] = ()) -> None:
+        self.ns = ns
+        self.web_port = free_port()
+        self.log = tmp_path / "playbooks.log"
+        suppression = tmp_path / "suppressed.txt"
+        suppression.write_text("# do not contact\n" + "".join(f"{c}\n" for c in suppressed))
+        self.actions_topic = f"{ns.prefix}-actions"
+        with ns.config.open("a") as config:
+            config.write(
+                f'\n[playbooks]\napp_id = "{ns.prefix}-playbooks"\ndata_dir = "{tmp_path / "playbooks-data"}"\n'
+                f'web_port = {self.web_port}\nprocessing_guarantee = "{guarantee}"\nsuppression_file = "{suppression}"\n'
+                f'\n[playbooks.topics]\nactions = "{self.actions_topic}"\n'
+            )
+        self.process: subprocess.Popen | None = None
+        self._readies = 0
+
+    def start(self, *extra: str) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [SEGMENTS, "--config", str(self.ns.config), "playbooks", "run", "-l", "info", *extra],
+                env=self.ns.env(), stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            if self.log.read_text(errors="replace").count("[^Worker]: Ready") > self._readies:
+                self._readies += 1
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"playbooks app not ready:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(timeout=60)
+        self.process = None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def actions(self, expected: int, *, isolation_level: str = "read_uncommitted", timeout: float = 120) -> list[dict]:
+        """Every record on the actions topic, waiting until at least ``expected`` arrived."""
+        consumer = KafkaConsumer(
+            self.actions_topic, bootstrap_servers=self.ns.bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, isolation_level=isolation_level, consumer_timeout_ms=3000,
+        )
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                records.extend(orjson.loads(record.value) for record in consumer)
+                if len(records) >= expected:
+                    # a little longer: nothing beyond the expected may follow
+                    records.extend(orjson.loads(record.value) for record in consumer)
+                    return records
+            return records
+        finally:
+            consumer.close()
+
+
+def expected_actions(changes_by_customer: dict[str, list[dict]], now_ms: int, suppressed: set[str], act_on_backfill: bool = False) -> list[dict]:
+    playbook = load_playbook(None)
+    if act_on_backfill:
+        playbook = playbook.with_backfill_act(True)
+    out = []
+    for customer, changes in changes_by_customer.items():
+        state = None
+        for change in changes:
+            records, state = decide(change, playbook, state, now_ms=now_ms, suppressed=customer in suppressed)
+            out.extend(records)
+    return out
+
+
+def comparable(records: list[dict]) -> dict[str, tuple]:
+    return {r["action_id"]: (r["action"], r["status"], r["skip_reason"], r["holdout"], r["not_before"], r["timezone"]) for r in records}
+
+
+@pytest.fixture
+def namespace(kafka_bootstrap: str, unique_name, tmp_path: Path):
+    ns = WorkerNamespace(kafka_bootstrap, unique_name("pb"), tmp_path)
+    yield ns
+    ns.close()
+
+
+def _replay_recent(ns: WorkerNamespace, tmp_path: Path) -> tuple[Path, str, int]:
+    now = time.time_ns() // 1_000_000
+    history = tmp_path / "history.jsonl"
+    history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in scripted_history(now)))
+    until = rfc3339_ms(now)
+    ns.cli("replay", str(history), "--until", until, "--wait", "--timeout", "240")
+    return history, until, now
+
+
+@pytest.mark.timeout(600)
+def test_actions_are_what_the_core_decides_over_the_change_list(namespace: WorkerNamespace, tmp_path: Path) -> None:
+    suppressed = ["pb-004", "pb-007"]
+    playbooks = PlaybooksProcess(namespace, tmp_path, suppressed=suppressed)
+    try:
+        namespace.start_worker()
+        playbooks.start()
+        history, until, now = _replay_recent(namespace, tmp_path)
+        _, batch_changes = batch_results(history, until, tmp_path)
+        expected = expected_actions(batch_changes, now, set(suppressed))
+        records = playbooks.actions(len(expected))
+        assert comparable(records) == comparable(expected)
+        assert len(records) == len(expected), "no action record twice"
+        reasons = {r["skip_reason"] for r in records}
+        assert {None, "suppressed", "frequency_cap"} <= reasons, reasons
+        assert any(r["holdout"] for r in records) and any(not r["holdout"] for r in records)
+        assert {r["timezone"] for r in records} >= {"Europe/Paris", "America/New_York", "UTC"}
+        assert all(r["emitted_at"] for r in records)
+        metrics = _get(f"http://127.0.0.1:{playbooks.web_port}/metrics").decode()
+        scheduled = sum(1 for r in records if r["status"] == "scheduled" and not r["holdout"])
+        emitted = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("segments_actions_emitted_total{"))
+        assert emitted == scheduled
+    finally:
+        playbooks.close()
+
+
+def test_old_history_triggers_nothing_unless_asked(namespace: WorkerNamespace, tmp_path: Path) -> None:
+    playbooks = PlaybooksProcess(namespace, tmp_path)
+    try:
+        namespace.start_worker()
+        playbooks.start()
+        old = [
+            {"event_id": f"old{n}", "type": "order", "customer_id": f"old-{n}", "occurred_at": f"1997-0{1 + n % 9}-15T12:00:00Z",
+             "order_id": f"oo{n}", "status": "placed", "total": 25, "currency": "USD"}
+            for n in range(12)
+        ]
+        history = tmp_path / "old.jsonl"
+        history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in sorted(old, key=lambda e: e["occurred_at"])))
+        namespace.cli("replay", str(history), "--until", "1998-07-01", "--wait", "--timeout", "240")
+        records = playbooks.actions(1)
+        assert records and {r["skip_reason"] for r in records} == {"backfill"}
+        _, batch_changes = batch_results(history, "1998-07-01", tmp_path)
+        assert len(records) == len(expected_actions(batch_changes, time.time_ns() // 1_000_000, set()))
+    finally:
+        playbooks.close()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_sigkill_loses_no_action(namespace: WorkerNamespace, tmp_path: Path, guarantee: str) -> None:
+    playbooks = PlaybooksProcess(namespace, tmp_path, guarantee=guarantee)
+    try:
+        namespace.start_worker()
+        history, until, now = _replay_recent(namespace, tmp_path)  # changes waiting before the app starts
+        _, batch_changes = batch_results(history, until, tmp_path)
+        expected = expected_actions(batch_changes, now, set())
+        playbooks.start()
+        deadline = time.monotonic() + 120
+        while len(playbooks.actions(1, timeout=5)) < 5:
+            assert time.monotonic() < deadline, playbooks.log.read_text()[-3000:]
+        playbooks.kill()
+        playbooks.start()
+        isolation = "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
+        records = playbooks.actions(len(expected), isolation_level=isolation)
+        by_id: dict[str, list[tuple]] = defaultdict(list)
+        for record in records:
+            by_id[record["action_id"]].append(comparable([record])[record["action_id"]])
+        # Every action arrives; a repeat (at-least-once) is the same decision, never a flip.
+        assert {i: v[0] for i, v in by_id.items()} == comparable(expected)
+        assert all(len(set(v)) == 1 for v in by_id.values())
+        if guarantee == "exactly_once":
+            assert len(records) == len(expected), "read_committed sees each action once"
+    finally:
+        playbooks.close()
+
+
+def _get(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
