@@ -83,10 +83,13 @@ def run(context: CliContext, loglevel: str, playbook_file: str | None, suppressi
             raise click.ClickException(str(error)) from None
     kafka = context.kafka_settings()
     changes_topic = settings.topics.segment_changes
-    ensure_topics(kafka, [
+    topics = [
         TopicSpec(changes_topic, worker_settings.partitions, worker_settings.replication_factor),
         TopicSpec(settings.topics.actions, worker_settings.partitions, settings.replication_factor),
-    ])
+    ]
+    if settings.topics.suppression:
+        topics.append(TopicSpec(settings.topics.suppression, 1, settings.replication_factor, {"cleanup.policy": "compact"}))
+    ensure_topics(kafka, topics)
     partitions = len(partitions_of(kafka, changes_topic)) or worker_settings.partitions
     click.echo(
         f"segments playbooks: Kafka {kafka.describe()}, playbook {playbook.name!r} {playbook.version}, "
@@ -98,7 +101,7 @@ def run(context: CliContext, loglevel: str, playbook_file: str | None, suppressi
     state = Path(settings.data_dir) / settings.app_id
     recover_after_unclean_stop(state)
     app = build_playbooks_app(
-        settings, kafka, playbook, partitions=partitions, is_suppressed=suppressed.__contains__,
+        settings, kafka, playbook, partitions=partitions, suppressed=suppressed,
         web_token=settings.web_token or os.environ.get("SEGMENTS_WEB_TOKEN") or None,
     )
     clean = False

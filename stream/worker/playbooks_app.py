@@ -22,6 +22,7 @@ import faust
 import orjson
 
 from stream.clients import KafkaSettings
+from stream.clients.topics import partitions_of
 from stream.core.timeutil import rfc3339_ms
 from stream.ops.metrics import render_playbook_metrics
 from stream.ops.snapshot import PlaybooksSnapshot
@@ -31,6 +32,7 @@ from stream.playbooks import Playbook, PolicyState, decide
 from stream.worker.plumbing import RAW, ChangelogRecord, credentials, current_event_of, now_ms, output_sender, write_local
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings
+from stream.worker.suppression_feed import SuppressionFeed
 
 log = logging.getLogger("stream.playbooks")
 
@@ -41,11 +43,12 @@ def build_playbooks_app(
     playbook: Playbook,
     *,
     partitions: int,
-    is_suppressed: Callable[[str], bool],
+    suppressed: frozenset[str] = frozenset(),
     web_token: str | None = None,
 ) -> faust.App:
     """``partitions``: of the segment-changes topic (the policy table is co-partitioned
-    with it). ``is_suppressed(customer_id)``: the suppression list."""
+    with it). ``suppressed``: the suppression file's customer ids; the suppression topic
+    (``topics.suppression``), when set, is followed on top."""
     from pathlib import Path
 
     app = faust.App(
@@ -74,6 +77,13 @@ def build_playbooks_app(
     policies = app.Table("policies", partitions=partitions, key_type=bytes, value_type=bytes)
     send_output = output_sender(app, changes_topic_name)
     actions_topic = settings.topics.actions
+    feed: SuppressionFeed | None = None
+    if settings.topics.suppression:
+        feed = SuppressionFeed(kafka, settings.topics.suppression, partitions_of(kafka, settings.topics.suppression), suppressed)
+        app.task(feed.follow)
+        is_suppressed: Callable[[str], bool] = feed.__contains__
+    else:
+        is_suppressed = suppressed.__contains__
 
     @app.agent(changes_topic, isolated_partitions=True)
     async def playbook_agent(stream: faust.Stream) -> None:
@@ -82,6 +92,8 @@ def build_playbooks_app(
                 await process_batch(batch)
 
     async def process_batch(batch: list[Any]) -> None:
+        if feed is not None:
+            await feed.loaded.wait()
         partition = batch[-1].message.partition
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}

@@ -74,6 +74,8 @@ class PlaybooksTopics(BaseModel):
     # None: the worker's (``[worker.topics] segment_changes``).
     segment_changes: str | None = None
     actions: str = "playbook-actions"
+    # A compacted topic of suppressed customer ids (key; a null value lifts it).
+    suppression: str | None = None
 
 
 class PlaybooksSettings(BaseModel):

@@ -14,9 +14,11 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from stream.broker.local import free_port
+from stream.clients import KafkaSettings
+from stream.clients.topics import TopicSpec, ensure_topics
 from stream.core.timeutil import rfc3339_ms
 from stream.playbooks import decide, load_playbook
 from tests.integration.worker_harness import SEGMENTS, WorkerNamespace, batch_results
@@ -58,11 +60,12 @@ class PlaybooksProcess:
         suppression = tmp_path / "suppressed.txt"
         suppression.write_text("# do not contact\n" + "".join(f"{c}\n" for c in suppressed))
         self.actions_topic = f"{ns.prefix}-actions"
+        self.suppression_topic = f"{ns.prefix}-suppressed"
         with ns.config.open("a") as config:
             config.write(
                 f'\n[playbooks]\napp_id = "{ns.prefix}-playbooks"\ndata_dir = "{tmp_path / "playbooks-data"}"\n'
                 f'web_port = {self.web_port}\nprocessing_guarantee = "{guarantee}"\nsuppression_file = "{suppression}"\n'
-                f'\n[playbooks.topics]\nactions = "{self.actions_topic}"\n'
+                f'\n[playbooks.topics]\nactions = "{self.actions_topic}"\nsuppression = "{self.suppression_topic}"\n'
             )
         self.process: subprocess.Popen | None = None
         self._readies = 0
@@ -151,14 +154,23 @@ def test_actions_are_what_the_core_decides_over_the_change_list(namespace: Worke
     suppressed = ["pb-004", "pb-007"]
     playbooks = PlaybooksProcess(namespace, tmp_path, suppressed=suppressed)
     try:
+        # The compacted suppression topic adds pb-010; pb-011 is listed, then lifted.
+        ensure_topics(KafkaSettings(bootstrap_servers=namespace.bootstrap), [TopicSpec(playbooks.suppression_topic, 2, 1, {"cleanup.policy": "compact"})])
+        producer = KafkaProducer(bootstrap_servers=namespace.bootstrap)
+        for key, value in ((b"pb-010", b"unsubscribed"), (b"pb-011", b"unsubscribed"), (b"pb-011", None)):
+            producer.send(playbooks.suppression_topic, key=key, value=value)
+        producer.flush()
+        producer.close()
         namespace.start_worker()
         playbooks.start()
         history, until, now = _replay_recent(namespace, tmp_path)
         _, batch_changes = batch_results(history, until, tmp_path)
-        expected = expected_actions(batch_changes, now, set(suppressed))
+        expected = expected_actions(batch_changes, now, {*suppressed, "pb-010"})
         records = playbooks.actions(len(expected))
         assert comparable(records) == comparable(expected)
         assert len(records) == len(expected), "no action record twice"
+        suppressed_customers = {r["customer_id"] for r in records if r["skip_reason"] == "suppressed"}
+        assert suppressed_customers == {"pb-004", "pb-007", "pb-010"}
         reasons = {r["skip_reason"] for r in records}
         assert {None, "suppressed", "frequency_cap"} <= reasons, reasons
         assert any(r["holdout"] for r in records) and any(not r["holdout"] for r in records)
