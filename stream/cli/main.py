@@ -15,6 +15,7 @@ from stream.cli.demo import demo
 from stream.cli.lag import lag
 from stream.cli.playbooks import playbooks_group
 from stream.cli.replay import replay
+from stream.cli.sender import sender, smtp_sink
 from stream.cli.rules import calibrate_command, rules_group
 from stream.cli.snapshot import profile_command, snapshot
 from stream.cli.worker import worker
@@ -62,6 +63,8 @@ cli.add_command(calibrate_command)
 cli.add_command(demo)
 cli.add_command(lag)
 cli.add_command(playbooks_group)
+cli.add_command(sender)
+cli.add_command(smtp_sink)
 
 
 def main() -> None:

@@ -1,0 +1,260 @@
+"""The durable ledger of actions: one row per ``action_id``, in SQLite (stdlib sqlite3).
+
+Exactly one email per action rests on four rules (README, "Exactly one email per
+action"):
+
+1. an action is written here as ``pending`` before its Kafka offset is committed, so a
+   crash re-reads it at worst, and ``INSERT OR IGNORE`` on ``action_id`` makes the
+   re-read a no-op;
+2. ``sending`` is made durable right before the SMTP end-of-data marker goes out, the
+   only moment a server can accept the message;
+3. ``sent`` is written right after the 250 reply;
+4. a row found ``sending`` at start-up becomes ``unknown``, never ``pending``: the
+   message may have been accepted, so it is not sent again.
+
+WAL mode with ``synchronous=FULL``: every commit is on disk before it returns (a
+process crash *and* a power cut keep it), and the tests can read the ledger while the
+sender writes it.
+
+The state machine itself (``TRANSITIONS``) is pure and unit-tested; every update checks
+the current state in its ``WHERE`` clause, so a transition the table forbids cannot
+happen even if the code asked for it.
+
+The same database keeps the latest ``customer-profiles`` record of every customer and
+the offsets read so far, written in one transaction, so the re-check state and its
+position in the topic can never disagree after a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import orjson
+
+from stream.sender.action import Action
+from stream.sender.eligibility import Profile, decode_profile
+
+PENDING, SENDING, SENT, UNKNOWN, SKIPPED, EXPIRED, FAILED = "pending", "sending", "sent", "unknown", "skipped", "expired", "failed"
+STATES = (PENDING, SENDING, SENT, UNKNOWN, SKIPPED, EXPIRED, FAILED)
+TERMINAL = frozenset({SENT, UNKNOWN, SKIPPED, EXPIRED, FAILED})
+# None: not in the ledger yet.
+TRANSITIONS: dict[str | None, frozenset[str]] = {
+    None: frozenset({PENDING}),
+    # pending -> pending: a transient failure before the end-of-data marker, retried later.
+    PENDING: frozenset({PENDING, SENDING, SKIPPED, EXPIRED, FAILED}),
+    # sending -> pending: the server refused the finished message with a 4xx, so it was
+    # certainly not accepted. sending -> unknown: no reply, or a restart found it.
+    SENDING: frozenset({SENT, PENDING, FAILED, UNKNOWN}),
+    **{state: frozenset() for state in TERMINAL},
+}
+
+
+class LedgerError(Exception):
+    """A transition the state machine forbids, or a row in another state than expected."""
+
+
+def allowed(current: str | None, target: str) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+@dataclass(frozen=True)
+class Row:
+    action_id: str
+    customer_id: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    consumed_at: float
+    record: dict[str, Any]
+    reason: str | None = None
+    smtp_code: int | None = None
+    smtp_reply: str | None = None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    action_id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    consumed_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    smtp_code INTEGER,
+    smtp_reply TEXT,
+    source TEXT,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_open ON actions (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS profiles (
+    customer_id TEXT PRIMARY KEY,
+    as_of REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS profile_offsets (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+
+_ROW_COLUMNS = "action_id, customer_id, state, attempts, next_attempt_at, consumed_at, record, reason, smtp_code, smtp_reply"
+
+
+def _row(values: Sequence[Any]) -> Row:
+    return Row(values[0], values[1], values[2], values[3], values[4], values[5], orjson.loads(values[6]), values[7], values[8], values[9])
+
+
+class Ledger:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) below.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self) -> "_Tx":
+        return _Tx(self._db)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def record_consumed(self, actions: Iterable[tuple[Action, str]], *, now: float | None = None) -> list[str]:
+        """Store new actions as pending (durably, on return); returns the ids that were new.
+        Ids already in the ledger, in any state, are left alone: a redelivery."""
+        now = time.time() if now is None else now
+        new: list[str] = []
+        with self._transaction() as db:
+            for action, source in actions:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO actions (action_id, customer_id, state, next_attempt_at, consumed_at, updated_at, source, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (action.action_id, action.customer_id, PENDING, min(action.not_before, action.expires_at).timestamp(), now, now, source,
+                     orjson.dumps(action.record)),
+                )
+                if cursor.rowcount:
+                    new.append(action.action_id)
+        return new
+
+    def transition(self, action_id: str, current: str, target: str, *, reason: str | None = None,
+                   attempts: int | None = None, next_attempt_at: float | None = None,
+                   smtp_code: int | None = None, smtp_reply: str | None = None, now: float | None = None) -> None:
+        """Move one action from ``current`` to ``target``, durably, or raise LedgerError."""
+        if not allowed(current, target):
+            raise LedgerError(f"{action_id}: {current} -> {target} is not a ledger transition")
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE actions SET state = ?, reason = COALESCE(?, reason), attempts = COALESCE(?, attempts),"
+                " next_attempt_at = COALESCE(?, next_attempt_at), smtp_code = COALESCE(?, smtp_code),"
+                " smtp_reply = COALESCE(?, smtp_reply), updated_at = ? WHERE action_id = ? AND state = ?",
+                (target, reason, attempts, next_attempt_at, smtp_code, smtp_reply, now, action_id, current),
+            )
+            if cursor.rowcount != 1:
+                raise LedgerError(f"{action_id}: not in state {current}")
+
+    def recover_in_flight(self, *, now: float | None = None) -> list[str]:
+        """At start-up: every ``sending`` row becomes ``unknown`` (see the module docstring)."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            ids = [row[0] for row in db.execute("SELECT action_id FROM actions WHERE state = ?", (SENDING,))]
+            db.execute(
+                "UPDATE actions SET state = ?, reason = 'in_flight_at_restart', updated_at = ? WHERE state = ?",
+                (UNKNOWN, now, SENDING),
+            )
+        return ids
+
+    def due(self, now: float, *, consumed_before: float, limit: int) -> list[Row]:
+        """Pending actions whose time has come, oldest first."""
+        cursor = self._db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM actions WHERE state = ? AND next_attempt_at <= ? AND consumed_at <= ?"
+            " ORDER BY next_attempt_at, action_id LIMIT ?",
+            (PENDING, now, consumed_before, limit),
+        )
+        return [_row(values) for values in cursor]
+
+    def next_attempt_at(self) -> float | None:
+        value = self._db.execute("SELECT MIN(next_attempt_at) FROM actions WHERE state = ?", (PENDING,)).fetchone()[0]
+        return None if value is None else float(value)
+
+    def newest_pending_consumed_at(self) -> float | None:
+        value = self._db.execute("SELECT MAX(consumed_at) FROM actions WHERE state = ?", (PENDING,)).fetchone()[0]
+        return None if value is None else float(value)
+
+    def get(self, action_id: str) -> Row | None:
+        values = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM actions WHERE action_id = ?", (action_id,)).fetchone()
+        return None if values is None else _row(values)
+
+    def rows(self, state: str | None = None) -> Iterator[Row]:
+        query = f"SELECT {_ROW_COLUMNS} FROM actions" + (" WHERE state = ?" if state else "") + " ORDER BY consumed_at, action_id"
+        for values in self._db.execute(query, (state,) if state else ()):
+            yield _row(values)
+
+    def pending_count(self) -> int:
+        # Through the (state, next_attempt_at) index: cheap however long the history.
+        return int(self._db.execute("SELECT COUNT(*) FROM actions WHERE state = ?", (PENDING,)).fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        counts = {state: 0 for state in STATES}
+        for state, count in self._db.execute("SELECT state, COUNT(*) FROM actions GROUP BY state"):
+            counts[state] = count
+        return counts
+
+    # -- profiles ----------------------------------------------------------------------
+
+    def store_profiles(self, topic: str, updates: Iterable[tuple[str, Profile | None]], offsets: dict[int, int]) -> None:
+        """Keep the newest profile per customer (``None``: a tombstone deletes it) and the
+        next offset to read per partition, in one transaction."""
+        with self._transaction() as db:
+            for customer_id, profile in updates:
+                if profile is None:
+                    db.execute("DELETE FROM profiles WHERE customer_id = ?", (customer_id,))
+                    continue
+                # Newest wins: a compacted topic re-read from the start, or two producers,
+                # must not put an older profile over a newer one.
+                db.execute(
+                    "INSERT INTO profiles (customer_id, as_of, record) VALUES (?, ?, ?)"
+                    " ON CONFLICT (customer_id) DO UPDATE SET as_of = excluded.as_of, record = excluded.record"
+                    " WHERE excluded.as_of >= profiles.as_of",
+                    (profile.customer_id, profile.as_of.timestamp(), orjson.dumps(profile.record)),
+                )
+            for partition, next_offset in offsets.items():
+                db.execute(
+                    "INSERT INTO profile_offsets (topic, partition, next_offset) VALUES (?, ?, ?)"
+                    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                    (topic, partition, next_offset),
+                )
+
+    def profile(self, customer_id: str) -> Profile | None:
+        values = self._db.execute("SELECT record FROM profiles WHERE customer_id = ?", (customer_id,)).fetchone()
+        return None if values is None else decode_profile(values[0])
+
+    def profile_offsets(self, topic: str) -> dict[int, int]:
+        return {partition: offset for partition, offset in self._db.execute(
+            "SELECT partition, next_offset FROM profile_offsets WHERE topic = ?", (topic,))}
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error). The write lock is taken
+    up front, so a transaction never fails half-way on a lock it could not upgrade."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,363 @@
+"""The sender's loop: Kafka in, ledger, SMTP out. The imperative shell around the pure parts.
+
+One thread does everything in order, which is what makes the ledger argument simple:
+
+1. poll ``playbook-actions`` (group consumer, ``read_committed``); write every email
+   action as ``pending`` in one SQLite transaction; only then commit the offsets;
+2. poll ``customer-profiles`` (all partitions, no group: every sender instance needs
+   every customer's profile); store the newest profile per customer with the offsets;
+3. send the due actions: timing, re-check, contact, render, SMTP, each outcome written
+   to the ledger before the next action starts.
+
+kafka-python sends group heartbeats from its own thread, so an SMTP transaction (bounded
+by its timeout) never costs the group membership.
+
+Re-checks need profiles at least as fresh as the action: an action read at wall time T
+is sent only once the profile partitions were read up to their end offsets taken after
+T. A profile written before the action was read is then always seen first.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Callable
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from stream.clients import KafkaSettings
+from stream.sender.action import IGNORE_MALFORMED, Action, Ignored, decode_action
+from stream.sender.contacts import Contacts
+from stream.sender.eligibility import SKIP_EXPIRED, SKIP_NO_CONTACT, Due, Expired, Hold, decode_profile, recheck, timing
+from stream.sender.ledger import EXPIRED, FAILED, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Row
+from stream.sender.metrics import SenderMetrics
+from stream.sender.redact import redact
+from stream.sender.render import RenderError, Renderer, build_message, render_context
+from stream.sender.retry import backoff_seconds
+from stream.sender.settings import SenderSettings
+from stream.sender.smtp import DeliveryFailed, Transport
+
+log = logging.getLogger("stream.sender")
+# A profile partition whose position stays short of the end offset taken (a transaction
+# marker past the last record, say) counts as read after this long without new records.
+CATCH_UP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class _CatchUp:
+    taken_at: float
+    ends: dict[TopicPartition, int]
+    last_progress: float
+
+
+class Sender:
+    def __init__(self, settings: SenderSettings, kafka: KafkaSettings, *, transport: Transport, renderer: Renderer,
+                 contacts: Contacts, ledger: Ledger, metrics: SenderMetrics, group_id: str,
+                 clock: Callable[[], float] = time.time, jitter: Callable[[], float] = random.random) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.transport = transport
+        self.renderer = renderer
+        self.contacts = contacts
+        self.ledger = ledger
+        self.metrics = metrics
+        self.group_id = group_id
+        self.clock = clock
+        self.jitter = jitter
+        # Actions read up to this wall time may be sent: profiles are read that far.
+        self.profiles_seen_until = 0.0
+        self._catch_up: _CatchUp | None = None
+        self._actions: KafkaConsumer | None = None
+        self._profiles: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        for action_id in self.ledger.recover_in_flight():
+            # See the README: the message may have been accepted before the crash.
+            log.error("action %s was being sent when the sender stopped: recorded as unknown, not sent again", action_id)
+            self.metrics.unknown.inc()
+        self._connect()
+        self.metrics.ready = True
+        try:
+            while not stop.is_set():
+                self.metrics.beat()
+                self._intake(self._actions.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=500))  # type: ignore[union-attr]
+                self._read_profiles(self._profiles.poll(timeout_ms=0, max_records=5000))  # type: ignore[union-attr]
+                self._track_profiles()
+                self._send_due(stop)
+                self.metrics.pending.set(self.ledger.pending_count())
+        finally:
+            self.close()
+
+    def _connect(self) -> None:
+        common = {**self.kafka.kafka_python_kwargs(), "client_id": "segments-sender"}
+        topics = self.settings.topics
+        self._producer = KafkaProducer(acks="all", linger_ms=5, **common)
+        # read_committed: an action from an aborted transaction (the playbook engine under
+        # exactly-once) must never become an email.
+        self._actions = KafkaConsumer(topics.actions, group_id=self.group_id, enable_auto_commit=False,
+                                      auto_offset_reset="earliest", isolation_level="read_committed", **common)
+        self._profiles = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common)
+        deadline = time.monotonic() + 60
+        partitions = self._profiles.partitions_for_topic(topics.customer_profiles)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = self._profiles.partitions_for_topic(topics.customer_profiles)
+        if not partitions:
+            raise RuntimeError(f"topic {topics.customer_profiles} not found")
+        assigned = [TopicPartition(topics.customer_profiles, p) for p in sorted(partitions)]
+        self._profiles.assign(assigned)
+        stored = self.ledger.profile_offsets(topics.customer_profiles)
+        beginning = [tp for tp in assigned if tp.partition not in stored]
+        if beginning:
+            self._profiles.seek_to_beginning(*beginning)
+        for tp in assigned:
+            if tp.partition in stored:
+                self._profiles.seek(tp, stored[tp.partition])
+
+    def close(self) -> None:
+        for close in (self.transport.close,
+                      lambda: self._actions and self._actions.close(autocommit=False),
+                      lambda: self._profiles and self._profiles.close(autocommit=False),
+                      lambda: self._producer and self._producer.close(timeout=10)):
+            try:
+                close()
+            except Exception:  # closing is best effort: the ledger already holds the truth
+                log.debug("error while closing", exc_info=True)
+
+    # -- intake -----------------------------------------------------------------------
+
+    def _intake(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        if not batch:
+            return
+        actions: list[tuple[Action, str]] = []
+        dead_letters = []
+        for tp, records in batch.items():
+            for record in records:
+                decoded = decode_action(record.value)
+                if isinstance(decoded, Ignored):
+                    self.metrics.ignored.labels(decoded.reason).inc()
+                    if decoded.reason == IGNORE_MALFORMED:
+                        log.warning("malformed action record at %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, decoded.detail)
+                        dead_letters.append(self._dead_letter_malformed(record, decoded))
+                    continue
+                actions.append((decoded, f"{tp.topic}:{tp.partition}:{record.offset}"))
+        for future in dead_letters:
+            future.get(timeout=60)
+        # Durable before the offsets move: a crash in between re-reads the records, and the
+        # ledger ignores the ids it has.
+        new = self.ledger.record_consumed(actions, now=self.clock())
+        if len(new) < len(actions):
+            log.info("%d redelivered action(s) already in the ledger", len(actions) - len(new))
+        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
+        try:
+            self._actions.commit(offsets)  # type: ignore[union-attr]
+        except KafkaError as error:
+            # A rebalance took the partitions: the next owner re-reads these records; this
+            # instance already has them in its ledger and sends them.
+            log.warning("could not commit action offsets (%s); the records will be read again", error)
+
+    def _dead_letter_malformed(self, record: Any, ignored: Ignored) -> Any:
+        try:
+            original = orjson.loads(record.value) if record.value is not None else None
+        except orjson.JSONDecodeError:
+            original = None
+        letter = {
+            "reason": IGNORE_MALFORMED, "detail": ignored.detail, "action_id": ignored.action_id,
+            "action": original if isinstance(original, dict) else None,
+            "raw_base64": None if isinstance(original, dict) or record.value is None else base64.b64encode(record.value).decode(),
+            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            "smtp": None, "failed_at": _iso(self.clock()),
+        }
+        return self._producer.send(self.settings.topics.dead_letter, key=record.key, value=orjson.dumps(letter))  # type: ignore[union-attr]
+
+    # -- profiles ---------------------------------------------------------------------
+
+    def _read_profiles(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        if not batch:
+            return
+        updates = []
+        offsets: dict[int, int] = {}
+        for tp, records in batch.items():
+            for record in records:
+                if record.value is None:  # a tombstone: the customer is gone
+                    if record.key is not None:
+                        updates.append((record.key.decode("utf-8", "replace"), None))
+                    continue
+                profile = decode_profile(record.value)
+                if profile is None:
+                    log.warning("unusable customer profile at %s[%d]@%d: ignored", tp.topic, tp.partition, record.offset)
+                    continue
+                updates.append((profile.customer_id, profile))
+            offsets[tp.partition] = records[-1].offset + 1
+        self.ledger.store_profiles(self.settings.topics.customer_profiles, updates, offsets)
+        if self._catch_up is not None:
+            self._catch_up.last_progress = time.monotonic()
+
+    def _track_profiles(self) -> None:
+        """Advance ``profiles_seen_until`` (see the module docstring). Asks the broker for
+        end offsets only while some pending action waits for it."""
+        newest = self.ledger.newest_pending_consumed_at()
+        if self._catch_up is None:
+            if newest is None or newest < self.profiles_seen_until:
+                return
+            partitions = list(self._profiles.assignment())  # type: ignore[union-attr]
+            taken_at = self.clock()
+            try:
+                ends = self._profiles.end_offsets(partitions)  # type: ignore[union-attr]
+            except KafkaError as error:  # the broker is away: sends wait, try again next round
+                log.warning("cannot read the end offsets of the profiles (%s); sends wait", error)
+                return
+            self._catch_up = _CatchUp(taken_at, ends, time.monotonic())
+        catch_up = self._catch_up
+        behind = [tp for tp, end in catch_up.ends.items() if self._profiles.position(tp) < end]  # type: ignore[union-attr]
+        if behind and time.monotonic() - catch_up.last_progress < CATCH_UP_GRACE_SECONDS:
+            return
+        if behind:
+            log.warning("profile partitions %s stay short of their end offsets; sending anyway", [tp.partition for tp in behind])
+        self.profiles_seen_until = catch_up.taken_at
+        self._catch_up = None
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _poll_timeout(self) -> float:
+        next_at = self.ledger.next_attempt_at()
+        if next_at is None:
+            return self.settings.poll_seconds
+        wait = next_at - self.clock()
+        if wait <= 0:
+            # Due but possibly waiting for the profiles: poll briefly, then look again.
+            return 0.0 if self._catch_up is None and self.profiles_seen_until >= (self.ledger.newest_pending_consumed_at() or 0) else 0.05
+        return min(self.settings.poll_seconds, wait)
+
+    def _send_due(self, stop: threading.Event) -> None:
+        rows = self.ledger.due(self.clock(), consumed_before=self.profiles_seen_until, limit=self.settings.send_batch)
+        for row in rows:
+            if stop.is_set():
+                return
+            self.metrics.beat()
+            try:
+                self._process(row)
+            except (KafkaError, OSError, ValueError, TypeError, KeyError) as error:
+                # Not the action's fault (Kafka unreachable for a dead letter, a bug): keep
+                # it, try again later. A ledger (sqlite3) error is not caught: without a
+                # durable ledger the sender must stop rather than risk a second copy.
+                log.exception("action %s: unexpected error, retried later", row.action_id)
+                self._after_unexpected(row, error)
+
+    def _process(self, row: Row) -> None:
+        decoded = decode_action(orjson.dumps(row.record), schema_check=False)  # checked when it was read
+        if not isinstance(decoded, Action):  # the schema changed under a stored action
+            self._fail(row, PENDING, reason=decoded.reason, detail=decoded.detail)
+            return
+        action = decoded
+        now = self.clock()
+        when = timing(action, datetime.fromtimestamp(now, UTC))
+        if isinstance(when, Expired):
+            self._skip(row, SKIP_EXPIRED, EXPIRED)
+            return
+        if isinstance(when, Hold):
+            self.ledger.transition(row.action_id, PENDING, PENDING, next_attempt_at=when.until.timestamp())
+            return
+        assert isinstance(when, Due)
+        profile = self.ledger.profile(action.customer_id)
+        reason = recheck(action, profile)
+        if reason is not None:
+            self._skip(row, reason)
+            return
+        contact = self.contacts.lookup(action.customer_id)
+        if contact is None:
+            self._skip(row, SKIP_NO_CONTACT)
+            return
+        smtp = self.settings.smtp
+        try:
+            rendered = self.renderer.render(action.template, render_context(action, profile, contact))
+            message = build_message(rendered, action_id=action.action_id, sender=smtp.from_address, sender_name=smtp.from_name,
+                                    recipient=contact, message_id_domain=smtp.id_domain(), now=datetime.fromtimestamp(now, UTC))
+        except RenderError as error:
+            self._fail(row, PENDING, reason=error.reason, detail=error.detail)
+            return
+        except (ValueError, TypeError) as error:  # an address or header the email package refuses
+            self._fail(row, PENDING, reason="message_error", detail=f"{type(error).__name__}: {redact(str(error))}")
+            return
+        attempts = row.attempts + 1
+
+        def before_end_of_data() -> None:
+            self.ledger.transition(row.action_id, PENDING, SENDING, attempts=attempts)
+
+        try:
+            code, reply = self.transport.send(message, sender=smtp.from_address, recipient=contact.email, before_end_of_data=before_end_of_data)
+        except DeliveryFailed as error:
+            failure = error.failure
+            # The hook ran (the row is "sending") exactly when the failure came after it.
+            current = SENDING if failure.stage == "data_end" else PENDING
+            if failure.kind == "in_doubt":
+                self.ledger.transition(row.action_id, current, UNKNOWN, reason="no_reply_after_data",
+                                       smtp_reply=failure.reply)
+                self.metrics.unknown.inc()
+                log.error("action %s: no reply after the end of data (%s); it may have been delivered: recorded as unknown, not retried",
+                          row.action_id, failure.reply)
+            elif failure.kind == "transient":
+                delay = backoff_seconds(attempts, initial=self.settings.retry_initial_seconds,
+                                        maximum=self.settings.retry_max_seconds, jitter=self.jitter())
+                self.ledger.transition(row.action_id, current, PENDING, attempts=attempts, next_attempt_at=self.clock() + delay,
+                                       reason="retrying", smtp_code=failure.code, smtp_reply=failure.reply)
+                self.metrics.failed.labels("transient").inc()
+                log.warning("action %s: transient SMTP failure at %s (%s %s); attempt %d, retry in %.1f s",
+                            row.action_id, failure.stage, failure.code, failure.reply, attempts, delay)
+            else:
+                self._fail(row, current, reason="smtp_permanent", detail=failure.reply, failure=failure)
+            return
+        self.ledger.transition(row.action_id, SENDING, SENT, reason="", smtp_code=code, smtp_reply=redact(reply)[:500])
+        self.metrics.sent.labels(action.channel).inc()
+        log.debug("action %s sent (%d)", row.action_id, code)
+
+    def _skip(self, row: Row, reason: str, state: str = SKIPPED) -> None:
+        self.ledger.transition(row.action_id, PENDING, state, reason=reason)
+        self.metrics.skipped.labels(reason).inc()
+        log.info("action %s for customer %s not sent: %s", row.action_id, row.customer_id, reason)
+
+    def _fail(self, row: Row, current: str, *, reason: str, detail: str, failure: Any = None) -> None:
+        """Permanent failure: the dead letter first (acknowledged), then the ledger. A crash
+        in between repeats the dead letter, never loses it."""
+        letter = {
+            "reason": reason, "detail": detail, "action_id": row.action_id, "action": row.record,
+            "smtp": None if failure is None else {"code": failure.code, "reply": failure.reply, "stage": failure.stage},
+            "source": None, "raw_base64": None, "failed_at": _iso(self.clock()),
+        }
+        self._producer.send(self.settings.topics.dead_letter, key=row.customer_id.encode(),  # type: ignore[union-attr]
+                            value=orjson.dumps(letter)).get(timeout=60)
+        self.ledger.transition(row.action_id, current, FAILED, reason=reason, attempts=row.attempts + (failure is not None),
+                               smtp_code=None if failure is None else failure.code,
+                               smtp_reply=None if failure is None else failure.reply)
+        self.metrics.failed.labels("permanent").inc()
+        log.error("action %s failed permanently (%s): %s", row.action_id, reason, detail)
+
+    def _after_unexpected(self, row: Row, error: Exception) -> None:
+        current = self.ledger.get(row.action_id)
+        if current is None:
+            return
+        if current.state == SENDING:
+            self.ledger.transition(row.action_id, SENDING, UNKNOWN, reason=f"error_during_send: {type(error).__name__}")
+            self.metrics.unknown.inc()
+        elif current.state == PENDING:
+            attempts = current.attempts + 1
+            delay = backoff_seconds(attempts, initial=self.settings.retry_initial_seconds,
+                                    maximum=self.settings.retry_max_seconds, jitter=self.jitter())
+            self.ledger.transition(row.action_id, PENDING, PENDING, attempts=attempts, next_attempt_at=self.clock() + delay,
+                                   reason=f"retrying after {type(error).__name__}")
+            self.metrics.failed.labels("transient").inc()
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,204 @@
+"""`segments sender` as a real process: a real broker, a real SMTP server (aiosmtpd) on
+loopback, SIGKILL for crashes. Action records are produced directly with kafka-python."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.sender.sink import SinkHandler
+from tests.integration.sender_harness import SenderNamespace
+from tests.unit.sender.helpers import action_record, parse_iso, profile_record
+
+pytestmark = pytest.mark.integration
+
+TERMINAL = {"sent", "unknown", "skipped", "expired", "failed"}
+
+
+@pytest.fixture
+def make_namespace(kafka_bootstrap: str, unique_name, tmp_path: Path):
+    created: list[SenderNamespace] = []
+
+    def make(**kwargs) -> SenderNamespace:
+        ns = SenderNamespace(kafka_bootstrap, unique_name("sender"), tmp_path, **kwargs)
+        created.append(ns)
+        return ns
+
+    yield make
+    for ns in created:
+        ns.close()
+
+
+def _contacts(*customers: str) -> dict[str, str]:
+    return {customer: f"{customer}@customers.example" for customer in customers}
+
+
+@pytest.mark.timeout(180)
+def test_exactly_the_expected_emails_for_a_scripted_list_of_actions(make_namespace) -> None:
+    ns = make_namespace(contacts=_contacts("ann", "bo", "cy", "dee", "ed", "flo", "gus", "hal"))
+    now = datetime.now(UTC)
+    send_1 = action_record(customer_id="ann")
+    send_2 = action_record(customer_id="bo", template="cart_reminder", kind="tag", tag="cart_abandoner", offer=None)
+    quiet = action_record(customer_id="cy", not_before=now + timedelta(seconds=4))  # quiet hours end in 4 s
+    holdout = action_record(customer_id="dee", holdout=True)
+    skipped = action_record(customer_id="ed", status="skipped")
+    sms = action_record(customer_id="flo", channel="sms", template="at_risk_incentive_sms")
+    audience = action_record(customer_id="flo", channel="ads_audience", template=None, params={"audience": "retargeting", "op": "add"})
+    expired = action_record(customer_id="gus", not_before=now - timedelta(hours=2), expires_at=now - timedelta(minutes=1))
+    no_contact = action_record(customer_id="zed")
+    no_template = action_record(customer_id="hal", template="no_such_template")
+    ns.produce("actions", [send_1, send_2, quiet, holdout, skipped, sms, audience, expired, no_contact, no_template,
+                           send_1, b"\x00 not json"])  # send_1 twice: a redelivery
+    ns.start()
+
+    expected_states = {
+        send_1["action_id"]: "sent", send_2["action_id"]: "sent", quiet["action_id"]: "sent",
+        expired["action_id"]: "expired", no_contact["action_id"]: "skipped", no_template["action_id"]: "failed",
+    }
+    ns.wait_for(lambda: ns.states() == expected_states, 60, f"the ledger to reach {expected_states}")
+    ledger = ns.ledger()
+    assert ledger[no_contact["action_id"]]["reason"] == "no_contact"
+    assert ledger[expired["action_id"]]["reason"] == "expired"
+    assert ledger[no_template["action_id"]]["reason"] == "template_missing"
+
+    # Exactly the three emails, once each (the ledger is settled: nothing else can follow).
+    received = ns.received_ids()
+    assert Counter(received) == Counter({send_1["action_id"]: 1, send_2["action_id"]: 1, quiet["action_id"]: 1})
+    mails = {mail.message_id: mail for mail in ns.handler.received()}
+    quiet_mail = mails[f"<{quiet['action_id']}@shop.example>"]
+    assert quiet_mail.received_at >= parse_iso(quiet["not_before"]).timestamp()  # held until its quiet hours ended
+    assert quiet_mail.rcpt_tos == ("cy@customers.example",)
+    message = mails[f"<{send_2['action_id']}@shop.example>"].message()
+    assert message["Subject"] == "You left something in your cart" and message["To"] == "Customer bo <bo@customers.example>"
+
+    letters = [orjson.loads(record.value) for record in ns.read("dead_letter")]
+    assert sorted(letter["reason"] for letter in letters) == ["malformed", "template_missing"]
+    missing = next(letter for letter in letters if letter["reason"] == "template_missing")
+    assert missing["action"] == no_template and missing["smtp"] is None
+    malformed = next(letter for letter in letters if letter["reason"] == "malformed")
+    assert malformed["source"]["topic"] == ns.topics["actions"] and malformed["raw_base64"]
+
+    assert ns.metric('segments_actions_sent_total{channel="email"}') == 3
+    assert ns.metric('segments_actions_skipped_total{reason="no_contact"}') == 1
+    assert ns.metric('segments_actions_skipped_total{reason="expired"}') == 1
+    assert ns.metric('segments_actions_failed_total{kind="permanent"}') == 1
+    assert ns.metric('segments_sender_ignored_total{reason="holdout"}') == 1
+    assert ns.metric('segments_sender_ignored_total{reason="channel"}') == 2
+    assert ns.metric('segments_sender_ignored_total{reason="status"}') == 1
+    assert ns.metric('segments_sender_ignored_total{reason="malformed"}') == 1
+    assert ns.metric("segments_sender_pending") == 0
+    assert ns.stop() == 0
+    # No address in the sender's log (customers' addresses are personal data).
+    assert "@customers.example" not in ns.log.read_text()
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_mid_batch_and_restart_sends_no_action_twice(make_namespace) -> None:
+    customers = [f"c{n:02d}" for n in range(40)]
+    handler = SinkHandler(delay_seconds=0.25)  # a slow server: the kill lands mid-transaction
+    ns = make_namespace(contacts=_contacts(*customers), handler=handler)
+    actions = [action_record(customer_id=customer) for customer in customers]
+    ids = {action["action_id"] for action in actions}
+    ns.produce("actions", actions)
+    ns.start()
+    ns.wait_for(lambda: len(handler.received()) >= 8, 60, "8 emails before the kill")
+    ns.kill()
+    at_kill = len(handler.received())
+    assert at_kill < len(actions), "the kill should land mid-batch"
+    handler.delay_seconds = 0.0
+
+    ns.start()
+    ns.wait_for(lambda: set(ns.states()) == ids and set(ns.states().values()) <= TERMINAL, 90, "every action settled")
+    assert ns.stop() == 0
+    states = ns.states()
+    sent = {action_id for action_id, state in states.items() if state == "sent"}
+    unknown = {action_id for action_id, state in states.items() if state == "unknown"}
+    received = ns.received_ids()
+
+    assert len(received) == len(set(received)), f"delivered twice: {[i for i, n in Counter(received).items() if n > 1]}"
+    assert sent | unknown == ids  # none lost, none failed or skipped
+    assert len(unknown) <= 1  # at most the one in flight at the kill
+    assert sent <= set(received)  # every "sent" arrived
+    assert set(received) - sent <= unknown  # anything else that arrived is the in-flight one
+    for action_id in unknown:
+        assert ns.ledger()[action_id]["reason"] == "in_flight_at_restart"
+    assert "recorded as unknown, not sent again" in ns.log.read_text() or not unknown
+
+
+@pytest.mark.timeout(180)
+def test_a_transient_smtp_outage_is_ridden_out(make_namespace) -> None:
+    customers = [f"o{n}" for n in range(10)]
+    ns = make_namespace(contacts=_contacts(*customers))
+    first = [action_record(customer_id=customer) for customer in customers[:5]]
+    second = [action_record(customer_id=customer) for customer in customers[5:]]
+    ns.start()
+    ns.produce("actions", first)
+    ns.wait_for(lambda: len(ns.received_ids()) == 5, 60, "the first five emails")
+
+    ns.sink.stop()  # the outage: connection refused
+    ns.produce("actions", second)
+    ns.wait_for(lambda: (ns.metric('segments_actions_failed_total{kind="transient"}') or 0) >= 3, 60, "failed attempts during the outage")
+    assert len(ns.received_ids()) == 5
+    assert {ns.states()[a["action_id"]] for a in second} == {"pending"}
+    ns.sink.start()  # same port
+
+    all_ids = {a["action_id"] for a in first + second}
+    ns.wait_for(lambda: set(ns.states().values()) == {"sent"} and set(ns.states()) == all_ids, 60, "every email after the outage")
+    assert Counter(ns.received_ids()) == Counter({action_id: 1 for action_id in all_ids})
+    assert all(ns.ledger()[a["action_id"]]["attempts"] >= 2 for a in second[:1])
+    assert ns.stop() == 0
+
+
+@pytest.mark.timeout(180)
+def test_a_permanent_refusal_goes_to_the_dead_letter_topic_with_the_reply(make_namespace) -> None:
+    handler = SinkHandler(reject=lambda address: (550, "5.1.1 Mailbox unavailable") if address.startswith("bounce") else None)
+    ns = make_namespace(contacts=_contacts("bounce", "fine"), handler=handler)
+    refused = action_record(customer_id="bounce")
+    accepted = action_record(customer_id="fine")
+    ns.produce("actions", [refused, accepted])
+    ns.start()
+    ns.wait_for(lambda: ns.states() == {refused["action_id"]: "failed", accepted["action_id"]: "sent"}, 60, "one failed, one sent")
+    letters = [orjson.loads(record.value) for record in ns.read("dead_letter")]
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["reason"] == "smtp_permanent" and letter["action_id"] == refused["action_id"]
+    assert letter["smtp"] == {"code": 550, "reply": "5.1.1 Mailbox unavailable", "stage": "rcpt"}
+    assert letter["action"] == refused
+    row = ns.ledger()[refused["action_id"]]
+    assert (row["smtp_code"], row["reason"]) == (550, "smtp_permanent")
+    assert ns.received_ids() == [accepted["action_id"]]
+    assert ns.stop() == 0
+
+
+@pytest.mark.timeout(180)
+def test_send_time_recheck_skips_customers_who_moved_on(make_namespace) -> None:
+    ns = make_namespace(contacts=_contacts("won", "moved", "still"))
+    now = datetime.now(UTC)
+    trigger_at = now - timedelta(hours=2)
+    win_back = dict(recheck=["ordered_since_trigger", "left_trigger_segment"], trigger_at=trigger_at, to="At Risk")
+    ordered = action_record(customer_id="won", **win_back)
+    moved = action_record(customer_id="moved", **win_back)
+    still = action_record(customer_id="still", **win_back)
+    ns.produce("customer_profiles", [
+        # Newer than the trigger, with an order after it: the win-back is moot.
+        profile_record(customer_id="won", as_of=now, segment="Loyal Customers", last_order_at=trigger_at + timedelta(hours=1)),
+        # Newer than the trigger, in another segment now (no order).
+        profile_record(customer_id="moved", as_of=now, segment="Lost", last_order_at=trigger_at - timedelta(days=300)),
+        # Older than the trigger: says nothing about what happened since.
+        profile_record(customer_id="still", as_of=trigger_at - timedelta(hours=1), segment="Loyal Customers",
+                       last_order_at=trigger_at - timedelta(days=100)),
+    ])
+    ns.produce("actions", [ordered, moved, still])
+    ns.start()
+    expected = {ordered["action_id"]: "skipped", moved["action_id"]: "skipped", still["action_id"]: "sent"}
+    ns.wait_for(lambda: ns.states() == expected, 60, f"the ledger to reach {expected}")
+    ledger = ns.ledger()
+    assert ledger[ordered["action_id"]]["reason"] == "ordered_since_trigger"
+    assert ledger[moved["action_id"]]["reason"] == "left_trigger_segment"
+    assert ns.received_ids() == [still["action_id"]]
+    assert ns.metric('segments_actions_skipped_total{reason="ordered_since_trigger"}') == 1
+    assert ns.stop() == 0
