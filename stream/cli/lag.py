@@ -56,12 +56,18 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
     from stream.ops.groups import engine_groups
 
     try:
-        names = list(dict.fromkeys(groups)) or engine_groups(context.config_file)
+        configured = engine_groups(context.config_file)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     kafka = context.kafka_settings()
     size = window if watch else samples
     reader = GroupOffsetsReader(kafka)
+    names = list(dict.fromkeys(groups))
+    if not names:
+        # The engine's groups that have run (a deployment without the sender has no
+        # sender group); the worker's group is always shown, so "never ran" is an ERR.
+        existing = reader.existing_groups()
+        names = [name for name in configured if existing is None or name in existing] or configured[:1]
     # Read commits from far enough back to tell "no commit for --stop-after s" at once.
     commit_log = CommitLog(kafka, names, lookback=stop_after + size * interval + 60)
     history: dict[str, deque[GroupSnapshot]] = {name: deque(maxlen=size) for name in names}

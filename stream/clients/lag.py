@@ -50,6 +50,13 @@ class GroupOffsetsReader:
             )
         return self._admin
 
+    def existing_groups(self) -> set[str] | None:
+        """The consumer groups the cluster knows (None if it can't be asked)."""
+        try:
+            return {group["group_id"] for group in self._client().list_groups()}
+        except KafkaError:
+            return None
+
     def snapshot(self, group: str) -> GroupSnapshot:
         """One sample of ``group``; a failure becomes the snapshot's ``error``, never an exception."""
         try:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.worker.settings import load_worker_settings
+from stream.sender.settings import load_sender_settings
+from stream.worker.settings import load_playbooks_settings, load_worker_settings
 
 
 def engine_groups(config_file: str | Path | None) -> list[str]:
-    """Every consumer group the engine runs, per the config file.
-
-    Today only the stream worker: faust uses the app id as the consumer group id. The
-    playbook and sender groups (issue 4) belong here when they exist.
-    """
-    worker = load_worker_settings(config_file)
-    return [worker.app_id]
+    """Every consumer group the engine runs, per the config file: the stream worker and
+    the playbooks app (faust uses the app id as the group id), and the email sender."""
+    return [
+        load_worker_settings(config_file).app_id,
+        load_playbooks_settings(config_file).app_id,
+        load_sender_settings(config_file).group_id,
+    ]
