@@ -67,6 +67,21 @@ def exported_metric_names(specs: list[MetricSpec] | None = None) -> set[str]:
     return {spec.name + suffix for spec in (SPECS if specs is None else specs) for suffix in _SAMPLE_SUFFIXES[spec.kind]}
 
 
+def engine_metric_names() -> set[str]:
+    """Every sample name the engine's three /metrics endpoints can emit: the worker's, the
+    playbooks app's and the sender's (what dashboards and alerts may query)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stream.sender.metrics import SenderMetrics
+
+    sender = {
+        sample.name
+        for family in text_string_to_metric_families(SenderMetrics().render().decode())
+        for sample in family.samples
+    }
+    return exported_metric_names() | exported_metric_names(PLAYBOOK_SPECS) | sender
+
+
 def _family(spec: MetricSpec) -> Metric:
     kinds: dict[str, Any] = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily, "histogram": HistogramMetricFamily}
     return kinds[spec.kind](spec.name, spec.help, labels=spec.labels)

@@ -125,16 +125,17 @@ def metric_family(sample_name: str, exported: set[str]) -> str:
 
 
 def _exported_metric_names() -> set[str]:
-    """What a worker's /metrics emits, from the code that emits it.
+    """What the worker's, the playbooks app's and the sender's /metrics emit, from the
+    code that emits it.
 
     A failure here, rather than a skip, is deliberate: without the worker's list the
     dashboard check would pass vacuously.
     """
     try:
-        from stream.ops.metrics import exported_metric_names
+        from stream.ops.metrics import engine_metric_names
     except ImportError as error:
-        pytest.fail(f"stream.ops.metrics.exported_metric_names() is needed to check the dashboard's queries: {error}")
-    names = set(exported_metric_names())
+        pytest.fail(f"stream.ops.metrics.engine_metric_names() is needed to check the dashboard's queries: {error}")
+    names = set(engine_metric_names())
     assert names, "exported_metric_names() returned nothing"
     return names
 
@@ -324,3 +325,25 @@ def test_histogram_quantiles_read_buckets_by_le() -> None:
     for expression in quantiles:
         assert re.search(r"by\s*\([^)]*\ble\b", expression), expression
         assert all(name.endswith("_bucket") for name in promql_metric_names(expression)), expression
+
+
+@pytest.mark.parametrize(
+    ("job_name", "service", "host_flag", "default_port"),
+    [
+        ("segments-playbooks", "playbooks", "--web-host", "playbooks"),
+        ("segments-sender", "sender", "--metrics-host", "sender"),
+    ],
+)
+def test_prometheus_scrapes_the_playbooks_app_and_the_sender(job_name: str, service: str, host_flag: str, default_port: str) -> None:
+    from stream.sender.settings import SenderSettings
+    from stream.worker.settings import PlaybooksSettings
+
+    port_of = {"playbooks": PlaybooksSettings().web_port, "sender": SenderSettings().metrics_port}
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == job_name]
+    ((target,),) = [static["targets"] for static in job["static_configs"]]
+    host, port = target.rsplit(":", 1)
+    assert host == service and service in SERVICES
+    assert int(port) == port_of[default_port]
+    # Reachable from the Prometheus container only when bound beyond loopback.
+    assert _option(SERVICES[service]["command"], host_flag) == "0.0.0.0"
