@@ -24,7 +24,7 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.plumbing import RAW, credentials, current_event_of, now_ms, output_sender
+from stream.worker.plumbing import RAW, GapGuard, credentials, current_event_of, now_ms, output_sender
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, state_dir
 from stream.worker.tables import TableStore
@@ -179,6 +179,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     repaired_partitions: set[int] = set()
 
     send_output = output_sender(app, topics.events)
+    gap_guard = GapGuard(app, kafka, topics.events)
 
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()
@@ -191,8 +192,15 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         processor = PartitionProcessor(rules, store)
         result = StepResult()
         ticks = 0
-        for event in batch:
-            record = decode_record(event.value)
+        values = [event.value for event in batch]
+        first = batch[0].message.offset
+        missing = await gap_guard.missing_before(partition, store.last_offset(), first)
+        if missing:
+            log.warning("partition %d: offsets %d..%d never reached the agent; read and processed them directly",
+                        partition, missing[0][0], first - 1)
+            values = [value for _, _, value in missing] + values
+        for value in values:
+            record = decode_record(value)
             if isinstance(record, int):
                 ticks += 1
                 result.extend(processor.on_tick(record))
@@ -212,6 +220,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
         if pending:
             await asyncio.gather(*pending)
+        store.set_last_offset(batch[-1].message.offset)
         # The batch's events are acknowledged when this returns: their state must be
         # durable in the changelogs by then.
         changelog_sends = [

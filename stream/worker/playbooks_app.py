@@ -29,7 +29,7 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.plumbing import RAW, ChangelogRecord, credentials, current_event_of, now_ms, output_sender, write_local
+from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, credentials, current_event_of, now_ms, output_sender, write_local
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings
 from stream.worker.suppression_feed import SuppressionFeed
@@ -75,7 +75,10 @@ def build_playbooks_app(
     assert changes_topic_name is not None
     changes_topic = app.topic(changes_topic_name, **RAW)
     policies = app.Table("policies", partitions=partitions, key_type=bytes, value_type=bytes)
+    # partition -> the last segment-changes offset decided (see plumbing.GapGuard)
+    progress = app.Table("progress", partitions=partitions, key_type=bytes, value_type=bytes)
     send_output = output_sender(app, changes_topic_name)
+    gap_guard = GapGuard(app, kafka, changes_topic_name)
     actions_topic = settings.topics.actions
     feed: SuppressionFeed | None = None
     if settings.topics.suppression:
@@ -98,14 +101,20 @@ def build_playbooks_app(
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}
         pending = []
-        for event in batch:
-            message = event.message
+        progress_key = f"offset:{partition}".encode()
+        last_done = progress.data.get(progress_key)
+        missing = await gap_guard.missing_before(partition, int(last_done) if last_done is not None else None, batch[0].message.offset)
+        if missing:
+            log.warning("partition %d: offsets %d..%d never reached the agent; read and decided them directly",
+                        partition, missing[0][0], batch[0].message.offset - 1)
+        items = [(offset, value) for offset, _, value in missing] + [(event.message.offset, event.value) for event in batch]
+        for offset, value in items:
             try:
-                change = orjson.loads(event.value)
+                change = orjson.loads(value)
                 key = change["customer_id"].encode()
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 telemetry.changes_by_outcome["malformed"] += 1
-                log.warning("not a segment-change record: %s[%d]@%d", message.topic, message.partition, message.offset)
+                log.warning("not a segment-change record: %s[%d]@%d", changes_topic_name, partition, offset)
                 continue
             if key not in states:
                 raw = policies.data.get(key)
@@ -114,7 +123,7 @@ def build_playbooks_app(
                 records, state = decide(change, playbook, states[key], now_ms=now, suppressed=is_suppressed(change["customer_id"]))
             except ValueError as error:
                 telemetry.changes_by_outcome["malformed"] += 1
-                log.warning("%s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
+                log.warning("%s[%d]@%d: %s", changes_topic_name, partition, offset, error)
                 continue
             duplicate = state is states[key] and not records
             telemetry.changes_by_outcome["duplicate" if duplicate else "decided"] += 1
@@ -131,6 +140,7 @@ def build_playbooks_app(
         for key, state in states.items():
             if state is not None:
                 write_local(policies, key, state.to_bytes(), changelog)
+        write_local(progress, progress_key, str(batch[-1].message.offset).encode(), changelog)
         deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
         if deliveries:
             await asyncio.gather(*deliveries)

@@ -54,6 +54,10 @@ def partition_of(customer_id: str, partitions: int) -> int:
     return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+def offset_key(partition: int) -> bytes:
+    return f"offset:{partition}".encode()
+
+
 def census_key(partition: int) -> bytes:
     return f"census:{partition}".encode()
 
@@ -80,6 +84,7 @@ class TableStore:
         self._before: dict[str, Standing | None] = {}
         self._census: Census | None = None
         self._history_writes: dict[str, list[Any]] = {}
+        self._last_offset: int | None = None
         self._dirty: set[str] = set()
         self._timer_writes: dict[bytes, object] = {}  # key -> b"" (set) or _DELETED
         self._clock: int | None = None
@@ -180,6 +185,16 @@ class TableStore:
     def _timers_db(self) -> Any:
         return self._timers_table.data._db_for_partition(self.partition)
 
+    # ---------------------------------------------------------- source offset
+
+    def last_offset(self) -> int | None:
+        """The last offset of the source partition whose effects are in this state."""
+        raw = self._clocks_table.get(offset_key(self.partition))
+        return int(raw) if raw is not None else None
+
+    def set_last_offset(self, offset: int) -> None:
+        self._last_offset = offset
+
     # ---------------------------------------------------------------- census
 
     def census(self) -> Census:
@@ -259,6 +274,9 @@ class TableStore:
             put(self._clocks_table, clock_key(self.partition), str(self._clock).encode())
         if census is not None:
             put(self._clocks_table, census_key(self.partition), census.to_bytes())
+        if self._last_offset is not None:
+            put(self._clocks_table, offset_key(self.partition), str(self._last_offset).encode())
+            self._last_offset = None
         for customer_id, history in self._history_writes.items():
             put(self._history_table, customer_id.encode(), orjson.dumps(history))
         self._dirty.clear()
