@@ -10,7 +10,6 @@ import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -20,37 +19,11 @@ from stream.broker.local import free_port
 from stream.clients import KafkaSettings
 from stream.clients.topics import TopicSpec, ensure_topics
 from stream.core.timeutil import rfc3339_ms
+from stream.demo.live import live_events
 from stream.playbooks import decide, load_playbook
 from tests.integration.worker_harness import SEGMENTS, WorkerNamespace, batch_results
 
 pytestmark = pytest.mark.integration
-
-HOUR = 3_600_000
-
-
-def scripted_history(now: int, customers: int = 40) -> list[dict[str, Any]]:
-    """Recent orders, repeat orders, carts left open and email opens: changes within the
-    playbook's backfill horizon, so they trigger actions."""
-    events = []
-
-    def add(kind: str, customer: str, at: int, **fields: Any) -> None:
-        events.append({"event_id": f"e{len(events)}", "type": kind, "customer_id": customer, "occurred_at": rfc3339_ms(at), **fields})
-
-    for n in range(customers):
-        customer = f"pb-{n:03d}"
-        zone = ("Europe/Paris", "America/New_York", None)[n % 3]
-        extra = {"timezone": zone} if zone else {}
-        add("order", customer, now - 30 * HOUR + n * 60_000, order_id=f"o{n}a", status="placed", total=40 + n, currency="USD", **extra)
-        if n % 2 == 0:
-            add("order", customer, now - 20 * HOUR + n * 60_000, order_id=f"o{n}b", status="placed", total=90, currency="USD",
-                discount_code="SAVE10")
-        if n % 5 == 0:
-            add("cart", customer, now - 10 * HOUR + n * 60_000, cart_id=f"k{n}", action="add", cart_total=55)
-    for n in range(customers, customers + 8):
-        add("email_open", f"pb-{n:03d}", now - 5 * HOUR, campaign_id="spring", message_id=f"m{n}", apple_privacy_open=False)
-    events.sort(key=lambda e: e["occurred_at"])
-    return events
-
 
 class PlaybooksProcess:
     def __init__(self, ns: WorkerNamespace, tmp_path: Path, *, guarantee: str = "at_least_once", suppressed: list[str] = ()) -> None:
@@ -143,7 +116,7 @@ def namespace(kafka_bootstrap: str, unique_name, tmp_path: Path):
 def _replay_recent(ns: WorkerNamespace, tmp_path: Path) -> tuple[Path, str, int]:
     now = time.time_ns() // 1_000_000
     history = tmp_path / "history.jsonl"
-    history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in scripted_history(now)))
+    history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in live_events(now)))
     until = rfc3339_ms(now)
     ns.cli("replay", str(history), "--until", until, "--wait", "--timeout", "240")
     return history, until, now
