@@ -56,6 +56,9 @@ class WorkerSettings(BaseModel):
     # Events per batch: outputs of a batch are delivered before its state is written.
     batch_size: int = Field(500, ge=1)
     batch_seconds: float = Field(0.1, gt=0)
+    # How long the group waits for a silent member before giving its partitions to the
+    # others: after a crash, the partitions wait this long (Kafka's default, 45 s).
+    session_timeout_seconds: float = Field(45.0, ge=6, le=300)
 
 
 def state_dir(settings: WorkerSettings) -> Path:
@@ -98,6 +101,7 @@ class PlaybooksSettings(BaseModel):
     web_token: str | None = None
     batch_size: int = Field(500, ge=1)
     batch_seconds: float = Field(0.1, gt=0)
+    session_timeout_seconds: float = Field(45.0, ge=6, le=300)
 
 
 def load_playbooks_settings(config_file: str | Path | None, **overrides: Any) -> PlaybooksSettings:

@@ -38,6 +38,7 @@ class PlaybooksProcess:
             config.write(
                 f'\n[playbooks]\napp_id = "{ns.prefix}-playbooks"\ndata_dir = "{tmp_path / "playbooks-data"}"\n'
                 f'web_port = {self.web_port}\nprocessing_guarantee = "{guarantee}"\nsuppression_file = "{suppression}"\n'
+                "session_timeout_seconds = 10\n"
                 f'\n[playbooks.topics]\nactions = "{self.actions_topic}"\nsuppression = "{self.suppression_topic}"\n'
             )
         self.process: subprocess.Popen | None = None

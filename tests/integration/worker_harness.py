@@ -40,6 +40,8 @@ class WorkerNamespace:
         self.config.write_text(
             f'[worker]\napp_id = "{prefix}"\ndata_dir = "{tmp_path / "worker-data"}"\n'
             f'clock = "{clock}"\nprocessing_guarantee = "{guarantee}"\npartitions = {partitions}\n'
+            # A SIGKILLed worker's partitions move after 10 s instead of 45.
+            "session_timeout_seconds = 10\n"
             f"web_port = {self.web_port}\n{worker_settings}\n\n[worker.topics]\n{topic_lines}\n"
         )
         self.worker: subprocess.Popen | None = None
