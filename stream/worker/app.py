@@ -24,7 +24,7 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.plumbing import RAW, GapGuard, credentials, current_event_of, now_ms, output_sender
+from stream.worker.plumbing import RAW, GapGuard, ack_processed, by_partition, credentials, now_ms, output_sender
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, state_dir
 from stream.worker.tables import TableStore
@@ -127,8 +127,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             # Acknowledge only what is delivered: an acknowledged offset may be committed.
             if deliveries:
                 await asyncio.gather(*deliveries)
-            for _, event in released:
-                event.ack()
+            ack_processed(app, [event for _, event in released])
 
     @app.agent(inputs)
     async def intake(stream: faust.Stream) -> None:
@@ -156,7 +155,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 )
                 await delivery
                 merger.note_offset(tp, message.offset)
-                event.ack()
+                ack_processed(app, [event])
             else:
                 telemetry.record_event(decoded.type)
                 arrived_at = int(message.timestamp * 1000) if message.timestamp else 0
@@ -170,12 +169,12 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await confirm_ends()
             await release_in_time_order()
 
-    @app.agent(events_topic, isolated_partitions=True)
+    @app.agent(events_topic)
     async def customer_agent(stream: faust.Stream) -> None:
-        """One actor per partition: events and ticks through the processor, in batches."""
+        """Events and ticks through the processor, in batches, each partition's share on
+        its own (see plumbing.by_partition)."""
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with current_event_of(batch[-1]):
-                await process_batch(batch)
+            await by_partition(batch, process_batch)
 
     repaired_partitions: set[int] = set()
 
@@ -230,6 +229,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         ]
         if changelog_sends:
             await asyncio.gather(*changelog_sends)
+        ack_processed(app, batch)
         telemetry.record_changes(records)
         elapsed = time.monotonic() - started
         telemetry.record_batch(elapsed, ticks)

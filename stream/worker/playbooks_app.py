@@ -29,7 +29,7 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, credentials, current_event_of, now_ms, output_sender, write_local
+from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, ack_processed, by_partition, credentials, now_ms, output_sender, write_local
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings
 from stream.worker.suppression_feed import SuppressionFeed
@@ -89,11 +89,10 @@ def build_playbooks_app(
     else:
         is_suppressed = suppressed.__contains__
 
-    @app.agent(changes_topic, isolated_partitions=True)
+    @app.agent(changes_topic)
     async def playbook_agent(stream: faust.Stream) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with current_event_of(batch[-1]):
-                await process_batch(batch)
+            await by_partition(batch, process_batch)
 
     async def process_batch(batch: list[Any]) -> None:
         if feed is not None:
@@ -145,6 +144,7 @@ def build_playbooks_app(
         deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
         if deliveries:
             await asyncio.gather(*deliveries)
+        ack_processed(app, batch)
 
     started = {"assigned": False}
 

@@ -4,6 +4,7 @@ transaction, and changelog writes that are acknowledged before offsets commit.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import weakref
@@ -43,8 +44,9 @@ def current_event_of(event: Any) -> Iterator[None]:
     """Make ``event`` faust's current event while a batch is processed.
 
     faust decides a table write's changelog partition from the current event, and
-    ``take_events`` yields with none set. The agents are partition-isolated, so the last
-    event of a batch belongs to the partition of every key the batch touches.
+    ``take_events`` yields with none set. ``by_partition`` hands each partition's share
+    of a batch over separately, so its last event belongs to the partition of every key
+    the share touches.
     (faust has no public API for this.)
     """
     token = faust_streams._current_event.set(weakref.ref(event))
@@ -123,7 +125,7 @@ class GapGuard:
     committing (a stall) or, when the hole is one offset wide at the committed offset,
     commits past it (a loss). The agent records the last offset it processed per
     partition beside its state; a batch that starts beyond it reads the missing records
-    itself, processes them first, and tells faust the range is handled."""
+    itself, processes them first, and acknowledges the range in faust's bookkeeping."""
 
     def __init__(self, app: faust.App, kafka: KafkaSettings, topic: str) -> None:
         self.app = app
@@ -143,5 +145,56 @@ class GapGuard:
         from faust.types import TP
 
         records = await read_range(self.kafka, self.topic, partition, last_done + 1, first, read_committed=exactly_once)
-        await self.app.consumer._add_gap(TP(self.topic, partition), last_done + 1, first - 1)
+        # Acknowledge the whole range, markers and aborted records included. (faust's own
+        # "gap" bookkeeping would leave out the offset right at the committed one.)
+        tp = TP(self.topic, partition)
+        for offset in range(last_done + 1, first):
+            self.app.consumer.ack(_HandledOffset(tp, offset))
         return records
+
+
+class _HandledOffset:
+    """What ``Consumer.ack`` reads of a message, for an offset handled without one."""
+
+    __slots__ = ("tp", "topic", "offset", "acked")
+
+    def __init__(self, tp: Any, offset: int) -> None:
+        self.tp = tp
+        self.topic = tp.topic
+        self.offset = offset
+        self.acked = False
+
+
+def ack_processed(app: faust.App, events: list[Any]) -> None:
+    """Acknowledge events whose effects are delivered, in faust's commit bookkeeping.
+
+    faust acknowledges a message only when its reference count drops to zero, and a
+    message can arrive counted twice around a rebalance (seen after a crash under load:
+    two offsets per partition never acknowledged, so the group's commits stopped for
+    good). These agents are the only readers of their topics, so the processed offsets
+    are acknowledged directly; ``Consumer.ack`` ignores one already acknowledged.
+    """
+    consumer = app.consumer
+    for event in events:
+        consumer.ack(event.message)
+
+
+async def by_partition(batch: list[Any], process: Callable[[list[Any]], Awaitable[None]]) -> None:
+    """Run ``process`` on each source partition's share of ``batch``, concurrently, with
+    faust's current event set to that partition's last event.
+
+    The agents read all their partitions through one actor rather than faust's
+    ``isolated_partitions``: around a rebalance faust could hand one partition's records
+    to two actors at once (seen after a crash under load), which applied a customer's
+    events out of order and counted messages twice so they were never acknowledged.
+    Within a partition the order is the log's; partitions are independent (their own
+    customers, state, changelog partitions and, under exactly-once, transactions)."""
+    shares: dict[int, list[Any]] = {}
+    for event in batch:
+        shares.setdefault(event.message.partition, []).append(event)
+
+    async def run(events: list[Any]) -> None:
+        with current_event_of(events[-1]):
+            await process(events)
+
+    await asyncio.gather(*(run(events) for events in shares.values()))

@@ -1,5 +1,5 @@
 """GapGuard reads, from the real broker, the records faust never delivered to an agent,
-and marks the range as handled in faust's commit bookkeeping."""
+and acknowledges the range in faust's commit bookkeeping."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ pytestmark = pytest.mark.integration
 
 class RecordingConsumer:
     def __init__(self) -> None:
-        self.gaps: list[tuple] = []
+        self.acked: list[tuple] = []
 
-    async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
-        self.gaps.append((tp.topic, tp.partition, offset_from, offset_to))
+    def ack(self, message) -> bool:
+        self.acked.append((message.tp.topic, message.tp.partition, message.offset))
+        return True
 
 
 def app_stub(guarantee: str) -> SimpleNamespace:
@@ -42,7 +43,7 @@ def test_missing_records_are_read_and_marked_handled(kafka_bootstrap: str, uniqu
     guard = GapGuard(app, kafka, topic)
     missing = asyncio.run(guard.missing_before(0, last_done=2, first=7))
     assert [(offset, value) for offset, _, value in missing] == [(n, f"v{n}".encode()) for n in range(3, 7)]
-    assert app.consumer.gaps == [(topic, 0, 3, 6)]
+    assert app.consumer.acked == [(topic, 0, n) for n in range(3, 7)]
     # Contiguous batches, an unknown last offset: nothing to read.
     assert asyncio.run(guard.missing_before(0, last_done=6, first=7)) == []
     assert asyncio.run(guard.missing_before(0, last_done=None, first=7)) == []
