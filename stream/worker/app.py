@@ -24,7 +24,7 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.plumbing import RAW, GapGuard, ack_processed, by_partition, credentials, now_ms, output_sender
+from stream.worker.plumbing import RAW, GapGuard, ack_processed, credentials, current_event_of, now_ms, output_sender
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, state_dir
 from stream.worker.tables import TableStore
@@ -169,12 +169,12 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await confirm_ends()
             await release_in_time_order()
 
-    @app.agent(events_topic)
+    @app.agent(events_topic, isolated_partitions=True)
     async def customer_agent(stream: faust.Stream) -> None:
-        """Events and ticks through the processor, in batches, each partition's share on
-        its own (see plumbing.by_partition)."""
+        """One actor per partition: events and ticks through the processor, in batches."""
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await by_partition(batch, process_batch)
+            with current_event_of(batch[-1]):
+                await process_batch(batch)
 
     repaired_partitions: set[int] = set()
 

@@ -29,7 +29,7 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, ack_processed, by_partition, credentials, now_ms, output_sender, write_local
+from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, ack_processed, credentials, current_event_of, now_ms, output_sender, write_local
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings
 from stream.worker.suppression_feed import SuppressionFeed
@@ -89,10 +89,11 @@ def build_playbooks_app(
     else:
         is_suppressed = suppressed.__contains__
 
-    @app.agent(changes_topic)
+    @app.agent(changes_topic, isolated_partitions=True)
     async def playbook_agent(stream: faust.Stream) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            await by_partition(batch, process_batch)
+            with current_event_of(batch[-1]):
+                await process_batch(batch)
 
     async def process_batch(batch: list[Any]) -> None:
         if feed is not None:

@@ -4,7 +4,6 @@ transaction, and changelog writes that are acknowledged before offsets commit.""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import weakref
@@ -44,9 +43,8 @@ def current_event_of(event: Any) -> Iterator[None]:
     """Make ``event`` faust's current event while a batch is processed.
 
     faust decides a table write's changelog partition from the current event, and
-    ``take_events`` yields with none set. ``by_partition`` hands each partition's share
-    of a batch over separately, so its last event belongs to the partition of every key
-    the share touches.
+    ``take_events`` yields with none set. The agents are partition-isolated, so the last
+    event of a batch belongs to the partition of every key the batch touches.
     (faust has no public API for this.)
     """
     token = faust_streams._current_event.set(weakref.ref(event))
@@ -136,20 +134,21 @@ class GapGuard:
         """The records between the last processed offset and a batch's first one."""
         if last_done is None:
             return []
+        from faust.types import TP
+
+        tp = TP(self.topic, partition)
+        consumer = self.app.consumer
         hole = first - last_done - 1
         exactly_once = self.app.conf.processing_guarantee.value == "exactly_once"
         # Under exactly-once each transaction leaves one commit marker in the partition:
         # a one-offset hole between two records is that marker, not a lost record.
         if hole <= 0 or (exactly_once and hole == 1):
             return []
-        from faust.types import TP
-
         records = await read_range(self.kafka, self.topic, partition, last_done + 1, first, read_committed=exactly_once)
         # Acknowledge the whole range, markers and aborted records included. (faust's own
         # "gap" bookkeeping would leave out the offset right at the committed one.)
-        tp = TP(self.topic, partition)
         for offset in range(last_done + 1, first):
-            self.app.consumer.ack(_HandledOffset(tp, offset))
+            consumer.ack(_HandledOffset(tp, offset))
         return records
 
 
@@ -177,24 +176,3 @@ def ack_processed(app: faust.App, events: list[Any]) -> None:
     consumer = app.consumer
     for event in events:
         consumer.ack(event.message)
-
-
-async def by_partition(batch: list[Any], process: Callable[[list[Any]], Awaitable[None]]) -> None:
-    """Run ``process`` on each source partition's share of ``batch``, concurrently, with
-    faust's current event set to that partition's last event.
-
-    The agents read all their partitions through one actor rather than faust's
-    ``isolated_partitions``: around a rebalance faust could hand one partition's records
-    to two actors at once (seen after a crash under load), which applied a customer's
-    events out of order and counted messages twice so they were never acknowledged.
-    Within a partition the order is the log's; partitions are independent (their own
-    customers, state, changelog partitions and, under exactly-once, transactions)."""
-    shares: dict[int, list[Any]] = {}
-    for event in batch:
-        shares.setdefault(event.message.partition, []).append(event)
-
-    async def run(events: list[Any]) -> None:
-        with current_event_of(events[-1]):
-            await process(events)
-
-    await asyncio.gather(*(run(events) for events in shares.values()))

@@ -17,16 +17,17 @@ pytestmark = pytest.mark.integration
 
 
 class RecordingConsumer:
-    def __init__(self) -> None:
+    def __init__(self, committed: dict | None = None) -> None:
         self.acked: list[tuple] = []
+        self._committed_offset = committed or {}
 
     def ack(self, message) -> bool:
         self.acked.append((message.tp.topic, message.tp.partition, message.offset))
         return True
 
 
-def app_stub(guarantee: str) -> SimpleNamespace:
-    return SimpleNamespace(conf=SimpleNamespace(processing_guarantee=SimpleNamespace(value=guarantee)), consumer=RecordingConsumer())
+def app_stub(guarantee: str, committed: dict | None = None) -> SimpleNamespace:
+    return SimpleNamespace(conf=SimpleNamespace(processing_guarantee=SimpleNamespace(value=guarantee)), consumer=RecordingConsumer(committed))
 
 
 def test_missing_records_are_read_and_marked_handled(kafka_bootstrap: str, unique_name) -> None:
