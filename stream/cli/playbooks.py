@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from stream.cli.context import CliContext
@@ -11,7 +9,7 @@ from stream.clients import ConfigError
 from stream.clients.topics import TopicSpec, ensure_topics, partitions_of
 from stream.playbooks import Playbook, PlaybookError, SuppressionListError, load_playbook, load_suppression
 from stream.rules import RulesError, load_rules
-from stream.worker.settings import load_playbooks_settings, load_worker_settings
+from stream.worker.settings import load_playbooks_settings, load_worker_settings, state_dir
 
 
 def _load_playbook(path: str | None, rules_file: str | None) -> Playbook:
@@ -60,9 +58,7 @@ def show(context: CliContext, playbook_file: str | None) -> None:
 @click.pass_obj
 def run(context: CliContext, loglevel: str, playbook_file: str | None, suppression_file: str | None, **options) -> None:
     """Run the playbooks app until interrupted: segment changes in, action records out."""
-    import faust
-
-    from stream.cli.worker import CLEAN_MARKER, recover_after_unclean_stop
+    from stream.cli.worker import recover_after_unclean_stop, run_until_stopped
     from stream.worker.playbooks_app import build_playbooks_app
 
     try:
@@ -96,20 +92,7 @@ def run(context: CliContext, loglevel: str, playbook_file: str | None, suppressi
         f"{changes_topic} -> {settings.topics.actions}, {len(suppressed)} suppressed, {settings.processing_guarantee}",
         err=True,
     )
-    from pathlib import Path
-
-    state = Path(settings.data_dir) / settings.app_id
+    state = state_dir(settings)
     recover_after_unclean_stop(state)
-    app = build_playbooks_app(
-        settings, kafka, playbook, partitions=partitions, suppressed=suppressed,
-        web_token=settings.web_token or os.environ.get("SEGMENTS_WEB_TOKEN") or None,
-    )
-    clean = False
-    try:
-        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    except SystemExit as exit_:
-        clean = exit_.code in (0, None)
-        raise
-    finally:
-        if clean:
-            (state / CLEAN_MARKER).touch()
+    app = build_playbooks_app(settings, kafka, playbook, partitions=partitions, suppressed=suppressed)
+    run_until_stopped(app, state, loglevel)

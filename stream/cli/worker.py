@@ -31,8 +31,6 @@ CLEAN_MARKER = "CLEAN_SHUTDOWN"
 @click.pass_obj
 def worker(context: CliContext, loglevel: str, rules_file: str | None, **options) -> None:
     """Run the segmentation worker until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
-    import faust
-
     from stream.worker.app import build_app
 
     try:
@@ -45,7 +43,14 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
 
     ensure_topics(kafka, worker_topics(settings))
     unclean = recover_after_unclean_stop(state_dir(settings))
-    app = build_app(settings, kafka, rules, repair_timers=unclean)
+    run_until_stopped(build_app(settings, kafka, rules, repair_timers=unclean), state_dir(settings), loglevel)
+
+
+def run_until_stopped(app, state: Path, loglevel: str) -> None:
+    """Run a faust app in the foreground; mark its state folder clean if it stopped
+    cleanly (see recover_after_unclean_stop)."""
+    import faust
+
     clean = False
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
@@ -54,7 +59,7 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
         raise
     finally:
         if clean:
-            (state_dir(settings) / CLEAN_MARKER).touch()
+            (state / CLEAN_MARKER).touch()
 
 
 def worker_topics(settings) -> list[TopicSpec]:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stream.rules import Rules, load_rules
+from stream.rules.loader import error_lines
 
 from .model import Playbook, PlaybookError
 
@@ -111,12 +112,7 @@ def parse_playbook(data: bytes | str, name: str = "playbook.yaml", *, rules: Rul
     try:
         return Playbook.model_validate(doc, context=context)
     except ValidationError as exc:
-        lines: list[str] = []
-        for err in exc.errors():
-            line = f"{name}: {_describe(err, doc)}"
-            if line not in lines:
-                lines.append(line)
-        raise PlaybookError("\n".join(lines)) from None
+        raise PlaybookError(error_lines(name, exc, lambda err: _describe(err, doc))) from None
 
 
 def _loc_to_path(loc: tuple[Any, ...], doc: Any) -> str:

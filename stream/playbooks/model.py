@@ -30,8 +30,8 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -44,7 +44,7 @@ from pydantic import (
 )
 
 from stream.rules import SEGMENT_NAMES, TAG_NAMES, Rules
-from stream.rules.model import Number
+from stream.rules.model import Number, canonical_bytes
 
 PLAYBOOK_SCHEMA = 1
 
@@ -89,6 +89,23 @@ def _whole_ms(value: Decimal, unit_ms: int, what: str) -> int:
     if ms != ms.to_integral_value():
         raise ValueError(f"{what} must be a whole number of milliseconds")
     return int(ms)
+
+
+def _duration(unit_ms: int, unit: str, *, zero_ok: bool = False, hint: str = "") -> AfterValidator:
+    """A duration in hours or days: positive (or >= 0), a whole number of milliseconds."""
+
+    def check(value: Decimal, info: ValidationInfo) -> Decimal:
+        if value < 0 or (value == 0 and not zero_ok):
+            raise ValueError(f"must be {'>=' if zero_ok else '>'} 0 {unit}{hint}")
+        _whole_ms(value, unit_ms, info.field_name or unit)
+        return value
+
+    return AfterValidator(check)
+
+
+Hours = Annotated[Number, _duration(HOUR_MS, "hours")]
+HoursOrZero = Annotated[Number, _duration(HOUR_MS, "hours", zero_ok=True)]
+CooldownDays = Annotated[Number, _duration(DAY_MS, "days", hint=" (leave it out for no cooldown)")]
 
 
 def _segments(info: ValidationInfo) -> tuple[str, ...]:
@@ -256,9 +273,9 @@ class Action(_Strict):
     template: TemplateName | None = None
     offer: Offer | None = None
     params: dict[str, JsonValue] = Field(default_factory=dict)
-    cooldown_days: Number | None = None
-    delay_hours: Number = Decimal(0)
-    expires_after_hours: Number
+    cooldown_days: CooldownDays | None = None
+    delay_hours: HoursOrZero = Decimal(0)
+    expires_after_hours: Hours
     marketing: StrictBool
     recheck: tuple[Recheck, ...] = ()
 
@@ -270,31 +287,6 @@ class Action(_Strict):
         if isinstance(data, dict) and "marketing" not in data and isinstance(data.get("channel"), str):
             return {**data, "marketing": data["channel"] in MESSAGE_CHANNELS}
         return data
-
-    @field_validator("cooldown_days")
-    @classmethod
-    def _cooldown(cls, v: Decimal | None) -> Decimal | None:
-        if v is not None:
-            if v <= 0:
-                raise ValueError("must be > 0 days (leave it out for no cooldown)")
-            _whole_ms(v, DAY_MS, "cooldown_days")
-        return v
-
-    @field_validator("delay_hours")
-    @classmethod
-    def _delay(cls, v: Decimal) -> Decimal:
-        if v < 0:
-            raise ValueError("must be >= 0 hours")
-        _whole_ms(v, HOUR_MS, "delay_hours")
-        return v
-
-    @field_validator("expires_after_hours")
-    @classmethod
-    def _expiry(cls, v: Decimal) -> Decimal:
-        if v <= 0:
-            raise ValueError("must be > 0 hours")
-        _whole_ms(v, HOUR_MS, "expires_after_hours")
-        return v
 
     @field_validator("recheck")
     @classmethod
@@ -350,15 +342,7 @@ class FrequencyCap(_Strict):
     """At most ``max`` marketing actions of a channel in any window of ``per_hours``."""
 
     max: PosInt
-    per_hours: Number
-
-    @field_validator("per_hours")
-    @classmethod
-    def _hours(cls, v: Decimal) -> Decimal:
-        if v <= 0:
-            raise ValueError("must be > 0 hours")
-        _whole_ms(v, HOUR_MS, "per_hours")
-        return v
+    per_hours: Hours
 
     @cached_property
     def window_ms(self) -> int:
@@ -408,16 +392,8 @@ class Backfill(_Strict):
     """Changes older than ``horizon_hours`` (replays), flagged ``backfill``, or right after
     a rules change trigger nothing, unless ``act`` is true."""
 
-    horizon_hours: Number = Decimal(48)
+    horizon_hours: Hours = Decimal(48)
     act: StrictBool = False
-
-    @field_validator("horizon_hours")
-    @classmethod
-    def _hours(cls, v: Decimal) -> Decimal:
-        if v <= 0:
-            raise ValueError("must be > 0 hours")
-        _whole_ms(v, HOUR_MS, "horizon_hours")
-        return v
 
     @cached_property
     def horizon_ms(self) -> int:
@@ -538,21 +514,7 @@ def email_templates(playbook: Playbook) -> frozenset[str]:
     return frozenset(a.template for a in playbook.actions if a.channel == "email" and a.template is not None)
 
 
-def _plain(d: Decimal) -> str:
-    return format(d.normalize(), "f")
-
-
-def _canon(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return {"$dec": _plain(value)}
-    if isinstance(value, dict):
-        return {str(k): _canon(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canon(v) for v in value]
-    return value
-
-
 def canonical_json(playbook: Playbook) -> bytes:
     """Sorted-key JSON of the playbook's values (file keys: ``from``/``to``); decimals
     normalized so 16 == 16.0. Action order is kept: it is the order records are emitted in."""
-    return orjson.dumps(_canon(playbook.model_dump(mode="python", by_alias=True)), option=orjson.OPT_SORT_KEYS)
+    return canonical_bytes(playbook.model_dump(mode="python", by_alias=True))

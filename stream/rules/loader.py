@@ -17,7 +17,7 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,12 +50,17 @@ def parse_rules(data: bytes | str, name: str = "rules.toml") -> Rules:
     try:
         return Rules.model_validate(doc)
     except ValidationError as exc:
-        lines: list[str] = []
-        for err in exc.errors():
-            line = f"{name}: {_describe(err)}"
-            if line not in lines:
-                lines.append(line)
-        raise RulesError("\n".join(lines)) from None
+        raise RulesError(error_lines(name, exc, _describe)) from None
+
+
+def error_lines(name: str, exc: ValidationError, describe: Callable[[dict[str, Any]], str]) -> str:
+    """One ``<file>: <field>: <reason>`` line per distinct problem pydantic found."""
+    lines: list[str] = []
+    for err in exc.errors():
+        line = f"{name}: {describe(err)}"
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:

@@ -395,6 +395,12 @@ def _canon(value: Any) -> Any:
     return value
 
 
+def canonical_bytes(values: Any) -> bytes:
+    """Sorted-key JSON of a model dump; decimals normalized so 2 == 2.0. What content
+    hashes (rules and playbook versions) are taken over."""
+    return orjson.dumps(_canon(values), option=orjson.OPT_SORT_KEYS)
+
+
 def canonical_json(rules: Rules) -> bytes:
-    """Sorted-key JSON of the model's values; decimals normalized so 2 == 2.0."""
-    return orjson.dumps(_canon(rules.model_dump(mode="python")), option=orjson.OPT_SORT_KEYS)
+    """The rules' values as :func:`canonical_bytes`."""
+    return canonical_bytes(rules.model_dump(mode="python"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any
 
@@ -24,9 +23,9 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.plumbing import RAW, GapGuard, ack_processed, credentials, current_event_of, now_ms, output_sender
+from stream.worker.plumbing import RAW, GapGuard, ack_processed, current_event_of, now_ms, output_sender, stream_app
 from stream.worker.probe import WorkerProbe
-from stream.worker.settings import WorkerSettings, state_dir
+from stream.worker.settings import WorkerSettings, web_token
 from stream.worker.tables import TableStore
 
 log = logging.getLogger("stream.worker")
@@ -39,27 +38,7 @@ def profile_record(state: CustomerState, rules: Rules) -> bytes:
 def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, repair_timers: bool = False) -> faust.App:
     """``repair_timers``: the last run stopped uncleanly; re-derive each partition's timer
     index from its customer states before its first batch (see TableStore.repair_timers)."""
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
-        broker_credentials=credentials(kafka),
-        store="rocksdb://",
-        datadir=str(state_dir(settings)),
-        processing_guarantee=settings.processing_guarantee,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_seconds,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        key_serializer="raw",
-        value_serializer="raw",
-        # The customer agent holds a batch while its outputs are delivered.
-        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
-    )
+    app = stream_app(settings, kafka, settings.partitions)
     telemetry = WorkerTelemetry()
     app.segments_telemetry = telemetry  # type: ignore[attr-defined]
     topics = settings.topics
@@ -256,6 +235,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     register_ops_endpoints(
         app, probe, customers_table=customers, sample_seconds=settings.sample_seconds,
-        token=settings.web_token or os.environ.get("SEGMENTS_WEB_TOKEN") or None,
+        token=web_token(settings),
     )
     return app

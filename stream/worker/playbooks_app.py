@@ -29,9 +29,9 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, ack_processed, credentials, current_event_of, now_ms, output_sender, write_local
+from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, ack_processed, current_event_of, now_ms, output_sender, stream_app, write_local
 from stream.worker.probe import app_ready, group_offsets
-from stream.worker.settings import PlaybooksSettings
+from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
 
 log = logging.getLogger("stream.playbooks")
@@ -44,33 +44,11 @@ def build_playbooks_app(
     *,
     partitions: int,
     suppressed: frozenset[str] = frozenset(),
-    web_token: str | None = None,
 ) -> faust.App:
     """``partitions``: of the segment-changes topic (the policy table is co-partitioned
     with it). ``suppressed``: the suppression file's customer ids; the suppression topic
     (``topics.suppression``), when set, is followed on top."""
-    from pathlib import Path
-
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
-        broker_credentials=credentials(kafka),
-        store="rocksdb://",
-        datadir=str(Path(settings.data_dir) / settings.app_id),
-        processing_guarantee=settings.processing_guarantee,
-        topic_partitions=partitions,
-        topic_replication_factor=settings.replication_factor,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_seconds,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        key_serializer="raw",
-        value_serializer="raw",
-        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
-    )
+    app = stream_app(settings, kafka, partitions)
     telemetry = PlaybookTelemetry()
     changes_topic_name = settings.topics.segment_changes
     assert changes_topic_name is not None
@@ -160,6 +138,6 @@ def build_playbooks_app(
     def ready() -> bool:
         return started["assigned"] and app_ready(app, changes_topic_name)
 
-    register_probes_and_metrics(app, ready=ready, metrics=lambda: render_playbook_metrics(snapshot()), token=web_token)
+    register_probes_and_metrics(app, ready=ready, metrics=lambda: render_playbook_metrics(snapshot()), token=web_token(settings))
     app.playbook_telemetry = telemetry  # type: ignore[attr-defined]
     return app

@@ -13,12 +13,40 @@ import faust
 import faust.streams as faust_streams
 
 from stream.clients import KafkaSettings
+from stream.worker.settings import state_dir
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 # (topic, key, value or None for a deletion)
 ChangelogRecord = tuple[str, bytes, bytes | None]
 SendOutput = Callable[..., Awaitable[Any]]
+
+
+def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.App:
+    """A faust app as both stream apps run: RocksDB tables under ``state_dir(settings)``,
+    raw bytes in and out, the web server for the ops endpoints. ``settings``: a
+    WorkerSettings or PlaybooksSettings (they share these fields)."""
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
+        broker_credentials=credentials(kafka),
+        store="rocksdb://",
+        datadir=str(state_dir(settings)),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_seconds,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        key_serializer="raw",
+        value_serializer="raw",
+        # An agent holds a batch while its outputs are delivered.
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+    )
 
 
 def now_ms() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -61,9 +62,14 @@ class WorkerSettings(BaseModel):
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
 
 
-def state_dir(settings: WorkerSettings) -> Path:
+def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:
     """This app's local state: one folder per app id, so apps sharing data_dir never mix."""
     return Path(settings.data_dir) / settings.app_id
+
+
+def web_token(settings: WorkerSettings | PlaybooksSettings) -> str | None:
+    """The bearer token the web endpoints require: the setting, else SEGMENTS_WEB_TOKEN."""
+    return settings.web_token or os.environ.get("SEGMENTS_WEB_TOKEN") or None
 
 
 def load_worker_settings(config_file: str | Path | None, **overrides: Any) -> WorkerSettings:
