@@ -31,6 +31,16 @@ class EventTimeMerger(Generic[Item]):
     def __len__(self) -> int:
         return self._held
 
+    def clear(self) -> list[Item]:
+        """Drop everything held and every partition's progress (after a rebalance the
+        consumer reads all of them again from their committed offsets). Returns the
+        items dropped."""
+        dropped = [entry[3] for queue in self._queues.values() for entry in queue]
+        self._queues.clear()
+        self._held = 0
+        self.last_offset.clear()
+        return dropped
+
     def note_offset(self, partition: Partition, offset: int) -> None:
         """Record progress on a partition (also for messages that carry no event)."""
         self.last_offset[partition] = offset

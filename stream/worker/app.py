@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -23,7 +24,8 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.plumbing import RAW, GapGuard, ack_processed, current_event_of, now_ms, output_sender, stream_app
+from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, committed_position
+from stream.worker.plumbing import RAW, ack_processed, current_event_of, now_ms, output_sender, stream_app
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, web_token
 from stream.worker.tables import TableStore
@@ -54,7 +56,15 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     clocks = app.Table("clocks", partitions=partitions, **table_types)
     history = app.Table("history", partitions=partitions, **table_types)
 
-    merger: EventTimeMerger[tuple[Any, Any]] = EventTimeMerger()
+    merger: EventTimeMerger[tuple[Any, Any, SourceRecord]] = EventTimeMerger()
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    # What each agent has finished, per source partition; this alone decides the
+    # commits (see stream/worker/offsets.py).
+    intake_progress = SourceProgress()
+    events_progress = SourceProgress()
+    input_holes = HoleReader(kafka, read_committed=exactly_once)
+    event_holes = HoleReader(kafka, read_committed=exactly_once)
+    gate = BatchGate()
     input_names = set(topics.inputs())
     quiet_since: dict[Any, float] = {}
 
@@ -98,15 +108,22 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     async def release_in_time_order() -> None:
         async with release_lock:
-            released = merger.release(input_partitions(), exhausted)
-            deliveries = [
-                await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
-                for decoded, _ in released
-            ]
-            # Acknowledge only what is delivered: an acknowledged offset may be committed.
-            if deliveries:
-                await asyncio.gather(*deliveries)
-            ack_processed(app, [event for _, event in released])
+            for decoded, tp, record in merger.release(input_partitions(), exhausted):
+                delivery = await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
+                # Finished only once delivered (a finished offset may be committed), but
+                # without waiting for it here: the producer keeps the order.
+                delivery.add_done_callback(functools.partial(on_forwarded, tp, record))
+
+    def on_forwarded(tp: Any, record: SourceRecord, delivery: asyncio.Future) -> None:
+        if delivery.cancelled() or delivery.exception() is not None:
+            # Left unfinished, so nothing from it on commits; the worker stops, and its
+            # restart reads it again.
+            error = RuntimeError(f"{tp.topic}[{tp.partition}]@{record.offset}: forwarding failed")
+            if not delivery.cancelled():
+                error.__cause__ = delivery.exception()
+            asyncio.ensure_future(app.crash(error))
+            return
+        finished(tp, [record])
 
     @app.agent(inputs)
     async def intake(stream: faust.Stream) -> None:
@@ -114,32 +131,43 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         (see stream.processing.merge), or dead-letter it. Acks are manual: an event is
         acknowledged only once forwarded, so a crash re-reads what was still held."""
         async for event in stream.noack().events():
-            message = event.message
-            tp = message.tp
+            tp = event.message.tp
             quiet_since[tp] = time.monotonic()
-            decoded = decode_input(event.value, rules)
-            if isinstance(decoded, Rejection):
-                telemetry.record_dead_letter(decoded.reason)
-                log.warning(
-                    "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, decoded.reason
-                )
-                delivery = await dead_letter_topic.send(
-                    key=message.key,
-                    value=encode_dead_letter(
-                        event.value, decoded,
-                        topic=message.topic, partition=message.partition, offset=message.offset,
-                        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-                        key=message.key, failed_at_ms=now_ms(), worker=settings.app_id,
-                    ),
-                )
-                await delivery
-                merger.note_offset(tp, message.offset)
-                ack_processed(app, [event])
-            else:
-                telemetry.record_event(decoded.type)
-                arrived_at = int(message.timestamp * 1000) if message.timestamp else 0
-                merger.add(tp, message.offset, decoded.occurred_at, (decoded, event), arrived_at)
+            expected = intake_progress.expected(tp)
+            if expected is None:
+                expected = committed_position(app, tp)
+            records = await input_holes.complete(tp, expected, [event])
+            if not records:
+                ack_processed(app, [event])  # handled before this rebalance
+                continue
+            intake_progress.take(tp, [record.offset for record in records])
+            for record in records:
+                await take_input(tp, record)
             await release_in_time_order()
+
+    async def take_input(tp: Any, record: SourceRecord) -> None:
+        decoded = decode_input(record.value or b"", rules)
+        if isinstance(decoded, Rejection):
+            telemetry.record_dead_letter(decoded.reason)
+            log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, decoded.reason)
+            delivery = await dead_letter_topic.send(
+                key=record.key,
+                value=encode_dead_letter(
+                    record.value or b"", decoded,
+                    topic=tp.topic, partition=tp.partition, offset=record.offset,
+                    timestamp_ms=record.timestamp_ms, key=record.key, failed_at_ms=now_ms(), worker=settings.app_id,
+                ),
+            )
+            await delivery
+            merger.note_offset(tp, record.offset)
+            finished(tp, [record])
+        else:
+            telemetry.record_event(decoded.type)
+            merger.add(tp, record.offset, decoded.occurred_at, (decoded, tp, record), record.timestamp_ms or 0)
+
+    def finished(tp: Any, records: list[SourceRecord]) -> None:
+        intake_progress.done(tp, [record.offset for record in records])
+        ack_processed(app, [record.event for record in records if record.event is not None])
 
     @app.timer(settings.input_quiet_seconds)
     async def release_held_events() -> None:
@@ -153,54 +181,60 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         """One actor per partition: events and ticks through the processor, in batches."""
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with current_event_of(batch[-1]):
-                await process_batch(batch)
+                async with gate.batch(batch[-1].message.partition):
+                    await process_batch(batch)
 
     repaired_partitions: set[int] = set()
-
     send_output = output_sender(app, topics.events)
-    gap_guard = GapGuard(app, kafka, topics.events)
+
+    def events_expected(tp: Any, store: TableStore) -> int:
+        expected = events_progress.expected(tp)
+        if expected is None:
+            stored = store.last_offset()
+            expected = stored + 1 if stored is not None else committed_position(app, tp)
+        return expected
 
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()
-        partition = batch[-1].message.partition
+        tp = batch[-1].message.tp
+        partition = tp.partition
         store = TableStore(customers, timers, clocks, partition, history)
         if repair_timers and partition not in repaired_partitions:
             fixed = store.repair_timers(lambda state: next_due(state, rules))
             repaired_partitions.add(partition)
             log.warning("partition %d: timer index checked after an unclean stop, %d timers rewritten", partition, fixed)
+        records = await event_holes.complete(tp, events_expected(tp, store), batch)
+        if not records:
+            ack_processed(app, batch)  # all handled before this rebalance
+            return
+        offsets = [record.offset for record in records]
+        events_progress.take(tp, offsets)
         processor = PartitionProcessor(rules, store)
         result = StepResult()
         ticks = 0
-        values = [event.value for event in batch]
-        first = batch[0].message.offset
-        missing = await gap_guard.missing_before(partition, store.last_offset(), first)
-        if missing:
-            log.warning("partition %d: offsets %d..%d never reached the agent; read and processed them directly",
-                        partition, missing[0][0], first - 1)
-            values = [value for _, _, value in missing] + values
-        for value in values:
-            record = decode_record(value)
-            if isinstance(record, int):
+        for record in records:
+            decoded = decode_record(record.value or b"")
+            if isinstance(decoded, int):
                 ticks += 1
-                result.extend(processor.on_tick(record))
+                result.extend(processor.on_tick(decoded))
             else:
-                result.extend(processor.on_event(record))
+                result.extend(processor.on_event(decoded))
         emitted_at = rfc3339_ms(now_ms())
-        records = []
+        change_records = []
         pending = []
         for change in result.changes:
-            record = change.to_json_dict()
-            record["emitted_at"] = emitted_at
-            records.append(record)
-            pending.append(await send_output(partition, topics.segment_changes, change.customer_id.encode(), orjson.dumps(record)))
-            store.add_history(change.customer_id, [record])
+            change_record = change.to_json_dict()
+            change_record["emitted_at"] = emitted_at
+            change_records.append(change_record)
+            pending.append(await send_output(partition, topics.segment_changes, change.customer_id.encode(), orjson.dumps(change_record)))
+            store.add_history(change.customer_id, [change_record])
         for customer_id, state in result.touched.items():
             pending.append(await send_output(partition, topics.customer_profiles, customer_id.encode(), profile_record(state, rules)))
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
         if pending:
             await asyncio.gather(*pending)
-        store.set_last_offset(batch[-1].message.offset)
-        # The batch's events are acknowledged when this returns: their state must be
+        store.set_last_offset(offsets[-1])
+        # The batch's offsets may be committed once this returns: their state must be
         # durable in the changelogs by then.
         changelog_sends = [
             await send_output(partition, topic, key, value, partition=partition)
@@ -208,11 +242,24 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         ]
         if changelog_sends:
             await asyncio.gather(*changelog_sends)
+        events_progress.done(tp, offsets)
         ack_processed(app, batch)
-        telemetry.record_changes(records)
+        telemetry.record_changes(change_records)
         elapsed = time.monotonic() - started
         telemetry.record_batch(elapsed, ticks)
-        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(batch), len(result.changes), elapsed * 1000)
+        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(result.changes), elapsed * 1000)
+
+    def next_to_commit(tp: Any) -> int | None:
+        if tp.topic in input_names:
+            return intake_progress.next_to_commit(tp)
+        found = events_progress.next_to_commit(tp)
+        if found is None:
+            # Nothing taken since the last rebalance: the state recovered from the
+            # changelogs says how far this partition was processed (perhaps further
+            # than the last commit, by a worker that crashed before committing).
+            stored = TableStore(customers, timers, clocks, tp.partition).last_offset()
+            found = stored + 1 if stored is not None else None
+        return found
 
     if settings.clock == "wall":
 
@@ -229,9 +276,29 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         customers=customers, clocks=clocks, history=history,
     )
 
+    @app.on_partitions_revoked.connect
+    async def forget_progress(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # faust reads every partition again from its committed offset after a rebalance.
+        intake_progress.reset()
+        events_progress.reset()
+        let_go_of_held_events()
+
+    def let_go_of_held_events() -> None:
+        """Acknowledge what the merger holds without forwarding it: faust's rebalance
+        waits for every delivered message to be acknowledged, and releasing them may need
+        the consumer the rebalance is holding. They stay unfinished, so the commit stops
+        before them and they are read again."""
+        ack_processed(app, [record.event for _, _, record in merger.clear() if record.event is not None])
+
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
+        commit_from_progress(app, input_names | {topics.events}, next_to_commit, gate if exactly_once else None, before_rebalance=let_go_of_held_events)
         probe.started = True
+
+    probe.progress_of = lambda tp: {
+        **(intake_progress if tp.topic in input_names else events_progress).describe(tp),
+        "next_to_commit": next_to_commit(tp),
+    }
 
     register_ops_endpoints(
         app, probe, customers_table=customers, sample_seconds=settings.sample_seconds,

@@ -29,7 +29,8 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.plumbing import RAW, ChangelogRecord, GapGuard, ack_processed, current_event_of, now_ms, output_sender, stream_app, write_local
+from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, commit_from_progress, committed_position
+from stream.worker.plumbing import RAW, ChangelogRecord, ack_processed, current_event_of, now_ms, output_sender, stream_app, write_local
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
@@ -54,10 +55,14 @@ def build_playbooks_app(
     assert changes_topic_name is not None
     changes_topic = app.topic(changes_topic_name, **RAW)
     policies = app.Table("policies", partitions=partitions, key_type=bytes, value_type=bytes)
-    # partition -> the last segment-changes offset decided (see plumbing.GapGuard)
+    # partition -> the last segment-changes offset decided (see stream/worker/offsets.py)
     progress = app.Table("progress", partitions=partitions, key_type=bytes, value_type=bytes)
     send_output = output_sender(app, changes_topic_name)
-    gap_guard = GapGuard(app, kafka, changes_topic_name)
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    changes_progress = SourceProgress()
+    # The worker may write segment-changes in transactions whatever this app's guarantee.
+    holes = HoleReader(kafka, read_committed=exactly_once)
+    gate = BatchGate()
     actions_topic = settings.topics.actions
     feed: SuppressionFeed | None = None
     if settings.topics.suppression:
@@ -71,22 +76,32 @@ def build_playbooks_app(
     async def playbook_agent(stream: faust.Stream) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with current_event_of(batch[-1]):
-                await process_batch(batch)
+                async with gate.batch(batch[-1].message.partition):
+                    await process_batch(batch)
+
+    def stored_offset(partition: int) -> int | None:
+        raw = progress.data.get(f"offset:{partition}".encode())
+        return int(raw) if raw is not None else None
 
     async def process_batch(batch: list[Any]) -> None:
         if feed is not None:
             await feed.loaded.wait()
-        partition = batch[-1].message.partition
+        tp = batch[-1].message.tp
+        partition = tp.partition
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}
         pending = []
-        progress_key = f"offset:{partition}".encode()
-        last_done = progress.data.get(progress_key)
-        missing = await gap_guard.missing_before(partition, int(last_done) if last_done is not None else None, batch[0].message.offset)
-        if missing:
-            log.warning("partition %d: offsets %d..%d never reached the agent; read and decided them directly",
-                        partition, missing[0][0], batch[0].message.offset - 1)
-        items = [(offset, value) for offset, _, value in missing] + [(event.message.offset, event.value) for event in batch]
+        expected = changes_progress.expected(tp)
+        if expected is None:
+            stored = stored_offset(partition)
+            expected = stored + 1 if stored is not None else committed_position(app, tp)
+        records = await holes.complete(tp, expected, batch)
+        if not records:
+            ack_processed(app, batch)  # all decided before this rebalance
+            return
+        offsets = [record.offset for record in records]
+        changes_progress.take(tp, offsets)
+        items = [(record.offset, record.value or b"") for record in records]
         for offset, value in items:
             try:
                 change = orjson.loads(value)
@@ -119,16 +134,29 @@ def build_playbooks_app(
         for key, state in states.items():
             if state is not None:
                 write_local(policies, key, state.to_bytes(), changelog)
-        write_local(progress, progress_key, str(batch[-1].message.offset).encode(), changelog)
+        write_local(progress, f"offset:{partition}".encode(), str(offsets[-1]).encode(), changelog)
         deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
         if deliveries:
             await asyncio.gather(*deliveries)
+        changes_progress.done(tp, offsets)
         ack_processed(app, batch)
+
+    def next_to_commit(tp: Any) -> int | None:
+        found = changes_progress.next_to_commit(tp)
+        if found is None:
+            stored = stored_offset(tp.partition)  # decided before the last rebalance
+            found = stored + 1 if stored is not None else None
+        return found
 
     started = {"assigned": False}
 
+    @app.on_partitions_revoked.connect
+    async def forget_progress(sender: Any, *args: Any, **kwargs: Any) -> None:
+        changes_progress.reset()
+
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
+        commit_from_progress(app, {changes_topic_name}, next_to_commit, gate if exactly_once else None)
         started["assigned"] = True
 
     def snapshot() -> PlaybooksSnapshot:

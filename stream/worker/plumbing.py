@@ -15,6 +15,10 @@ import faust.streams as faust_streams
 from stream.clients import KafkaSettings
 from stream.worker.settings import state_dir
 
+# RocksDB options of every table partition (faust's RocksDBOptions keywords); faust's
+# defaults otherwise. See BENCHMARKS.md ("State at scale") for what they cost.
+ROCKSDB_OPTIONS: dict[str, Any] = {}
+
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 # (topic, key, value or None for a deletion)
@@ -119,87 +123,14 @@ def write_local(table: Any, key: bytes, value: bytes | None, records: list[Chang
         table.data[key] = value
 
 
-async def read_range(kafka: KafkaSettings, topic: str, partition: int, start: int, end: int, *, read_committed: bool) -> list[tuple[int, bytes | None, bytes | None]]:
-    """``(offset, key, value)`` of the records of one partition in ``[start, end)``, read
-    with a consumer of our own (see ``GapGuard``)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, isolation_level="read_committed" if read_committed else "read_uncommitted",
-        **kafka.aiokafka_kwargs(),
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        records: list[tuple[int, bytes | None, bytes | None]] = []
-        while await consumer.position(tp) < end:
-            for batch in (await consumer.getmany(tp, timeout_ms=1000)).values():
-                records.extend((r.offset, r.key, r.value) for r in batch if r.offset < end)
-        return records
-    finally:
-        await consumer.stop()
-
-
-class GapGuard:
-    """Processes every offset of a source partition, even those faust never delivers.
-
-    Seen here under load after a crash: faust resumes a newly assigned partition's
-    fetcher before it seeks to the committed offset, and a range of records reaches the
-    consumer but never the agent. They are never acknowledged, so faust either stops
-    committing (a stall) or, when the hole is one offset wide at the committed offset,
-    commits past it (a loss). The agent records the last offset it processed per
-    partition beside its state; a batch that starts beyond it reads the missing records
-    itself, processes them first, and acknowledges the range in faust's bookkeeping."""
-
-    def __init__(self, app: faust.App, kafka: KafkaSettings, topic: str) -> None:
-        self.app = app
-        self.kafka = kafka
-        self.topic = topic
-
-    async def missing_before(self, partition: int, last_done: int | None, first: int) -> list[tuple[int, bytes | None, bytes | None]]:
-        """The records between the last processed offset and a batch's first one."""
-        if last_done is None:
-            return []
-        from faust.types import TP
-
-        tp = TP(self.topic, partition)
-        consumer = self.app.consumer
-        hole = first - last_done - 1
-        exactly_once = self.app.conf.processing_guarantee.value == "exactly_once"
-        # Under exactly-once each transaction leaves one commit marker in the partition:
-        # a one-offset hole between two records is that marker, not a lost record.
-        if hole <= 0 or (exactly_once and hole == 1):
-            return []
-        records = await read_range(self.kafka, self.topic, partition, last_done + 1, first, read_committed=exactly_once)
-        # Acknowledge the whole range, markers and aborted records included. (faust's own
-        # "gap" bookkeeping would leave out the offset right at the committed one.)
-        for offset in range(last_done + 1, first):
-            consumer.ack(_HandledOffset(tp, offset))
-        return records
-
-
-class _HandledOffset:
-    """What ``Consumer.ack`` reads of a message, for an offset handled without one."""
-
-    __slots__ = ("tp", "topic", "offset", "acked")
-
-    def __init__(self, tp: Any, offset: int) -> None:
-        self.tp = tp
-        self.topic = tp.topic
-        self.offset = offset
-        self.acked = False
-
-
 def ack_processed(app: faust.App, events: list[Any]) -> None:
-    """Acknowledge events whose effects are delivered, in faust's commit bookkeeping.
+    """Acknowledge events whose effects are delivered.
 
-    faust acknowledges a message only when its reference count drops to zero, and a
-    message can arrive counted twice around a rebalance (seen after a crash under load:
-    two offsets per partition never acknowledged, so the group's commits stopped for
-    good). These agents are the only readers of their topics, so the processed offsets
-    are acknowledged directly; ``Consumer.ack`` ignores one already acknowledged.
+    What is committed no longer depends on it (see stream/worker/offsets.py), but
+    faust's rebalance waits until every message it delivered is acknowledged. faust
+    acknowledges a message only when its reference count drops to zero, and a message
+    can arrive counted twice around a rebalance, so the agents acknowledge directly;
+    ``Consumer.ack`` ignores one already acknowledged.
     """
     consumer = app.consumer
     for event in events:

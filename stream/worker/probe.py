@@ -50,6 +50,8 @@ class WorkerProbe:
         self.clocks = clocks
         self.history = history
         self.started = False
+        # tp -> the agents' own account of it (stream/worker/offsets.py), set by the app.
+        self.progress_of: Any = lambda tp: {}
 
     def _assignment(self) -> set[Any]:
         if not self.started:
@@ -77,18 +79,16 @@ class WorkerProbe:
         )
 
     def consumer_offsets(self) -> list[dict[str, Any]]:
-        """faust's commit bookkeeping per partition: why an offset does or doesn't
-        commit (faust commits only up to the first offset never acknowledged)."""
+        """Per source partition: what is committed, what the agents have finished and
+        hold (what the next commit will be), and what faust still waits to see
+        acknowledged (a rebalance waits for those)."""
         consumer = self.app.consumer
         rows = []
         for tp in sorted(self._assignment()):
-            acked = list(consumer._acked.get(tp, ()))
             rows.append({
                 "topic": tp.topic, "partition": tp.partition,
                 "committed": consumer._committed_offset.get(tp),
-                "acked_pending": len(acked), "acked_min": min(acked) if acked else None,
-                "acked_max": max(acked) if acked else None,
-                "gaps": [[interval.begin, interval.end] for interval in sorted(consumer._gap.get(tp, ()))][:20],
+                **self.progress_of(tp),
                 "unacked_messages": sum(1 for message in list(consumer._unacked_messages) if message.tp == tp),
             })
         return rows

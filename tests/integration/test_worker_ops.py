@@ -124,6 +124,14 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         status, body = get(f"{ns.web_url}/api/changes?limit=5")
         recent = orjson.loads(body)["changes"]
         assert len(recent) == 5 and all(change["change_id"] for change in recent)
+
+        # The agents' own account of the events partitions: all finished and committed.
+        status, body = get(f"{ns.web_url}/api/debug/offsets")
+        rows = [row for row in orjson.loads(body)["partitions"] if row["topic"] == ns.topics["events"]]
+        assert len(rows) == 4
+        for row in rows:
+            assert row["unfinished"] == 0 and row["unacked_messages"] == 0, row
+            assert row["next_to_commit"] == row["committed"], row
     finally:
         ns.close()
 

@@ -41,3 +41,12 @@ def test_equal_instants_across_partitions_follow_record_timestamps() -> None:
     merger.add("b", 0, 100, "sent second", arrived_at=2)
     merger.add("a", 0, 100, "sent first", arrived_at=1)
     assert merger.release(["a", "b"], lambda partition: True) == ["sent first", "sent second"]
+
+
+def test_clear_drops_what_is_held_and_the_progress() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    merger.add("orders/0", 0, 100, "a")
+    merger.add("carts/0", 4, 50, "b")
+    assert sorted(merger.clear()) == ["a", "b"]
+    assert len(merger) == 0 and merger.last_offset == {}
+    assert merger.release(["orders/0"], lambda partition: True) == []

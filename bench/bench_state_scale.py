@@ -1,0 +1,202 @@
+"""State at scale: RSS and bytes per customer at N customers (default 1,000,000), and
+the cost of a day rollover against the share of customers due.
+
+The worker's own storage path without Kafka: the worker's PartitionProcessor over its
+TableStore, on RocksDB opened by faust's RocksDBOptions with the options the worker
+gives its tables (stream/worker/plumbing.py: ROCKSDB_OPTIONS), 4 partitions. Each
+customer gets one order, spread evenly over the --days before the start; batches of
+500 are flushed like the worker's. Then the clock moves forward a day at a time and
+each tick's cost is set beside the number of customers it found due, and beside one
+full scan of every stored state (what a periodic sweep would cost instead).
+
+Changelog records are built (TableStore.flush returns them) but not sent.
+
+    .venv/bin/python bench/bench_state_scale.py --customers 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from faust.stores.rocksdb import RocksDBOptions  # noqa: E402
+
+from stream.core.engine import advance  # noqa: E402
+from stream.core.events import OrderEvent  # noqa: E402
+from stream.core.state import CustomerState  # noqa: E402
+from stream.processing import PartitionProcessor  # noqa: E402
+from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
+from stream.worker.plumbing import ROCKSDB_OPTIONS  # noqa: E402
+from stream.worker.tables import TableStore, partition_of  # noqa: E402
+
+DAY_MS = 86_400_000
+PARTITIONS = 4
+BATCH = 500
+START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+class _Data:
+    """What TableStore uses of a faust RocksDB store, over one partition's database."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def _db_for_partition(self, partition: int) -> Any:
+        return self.db
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.db[key] = value
+
+    def pop(self, key: bytes, default: Any = None) -> Any:
+        value = self.db.get(key)
+        if value is not None:
+            del self.db[key]
+        return value if value is not None else default
+
+
+class _Table:
+    def __init__(self, db: Any) -> None:
+        self.data = _Data(db)
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "bench-changelog")
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.db.get(key)
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=500, help="first orders spread over this many days")
+    parser.add_argument("--steps", default="1,1,1,3,7", help="days each timed rollover moves the clock")
+    args = parser.parse_args()
+    rules = load_rules(DEFAULT_RULES_PATH)
+    rng = random.Random(7)
+    rss_start = rss_mib()
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        tables = {}
+        for name in ("customers", "timers", "clocks", "history"):
+            for partition in range(PARTITIONS):
+                tables[name, partition] = _Table(RocksDBOptions(**dict(ROCKSDB_OPTIONS)).open(root / f"{name}-{partition}.db"))
+
+        def store_for(partition: int) -> TableStore:
+            return TableStore(
+                tables["customers", partition], tables["timers", partition], tables["clocks", partition],
+                partition, tables["history", partition],
+            )
+
+        # Orders in time order, as a replay would bring them; the partition clock follows.
+        instants = sorted(START + rng.randrange(args.days * DAY_MS) for _ in range(args.customers))
+        pending: dict[int, list[OrderEvent]] = {partition: [] for partition in range(PARTITIONS)}
+        started = time.monotonic()
+        state_bytes = 0
+
+        def flush(partition: int) -> None:
+            nonlocal state_bytes
+            store = store_for(partition)
+            processor = PartitionProcessor(rules, store)
+            for event in pending[partition]:
+                processor.on_event(event)
+            for _, key, value in store.flush():
+                if value is not None and key and not key.startswith((b"clock:", b"census:", b"offset:")):
+                    state_bytes += len(value)
+            pending[partition].clear()
+
+        for number, instant in enumerate(instants):
+            customer_id = f"c{number:07d}"
+            partition = partition_of(customer_id, PARTITIONS)
+            pending[partition].append(OrderEvent(
+                event_id=f"e{number}", customer_id=customer_id, occurred_at=instant, order_id=f"o{number}",
+                status="placed", total_micros=rng.randrange(5, 300) * 1_000_000, discounted=False, refund_micros=None,
+            ))
+            if len(pending[partition]) >= BATCH:
+                flush(partition)
+        for partition in range(PARTITIONS):
+            flush(partition)
+        load_seconds = time.monotonic() - started
+        gc.collect()
+        rss_loaded = rss_mib()
+
+        # What a periodic sweep would cost instead: every state read and brought to the
+        # clock (not written back).
+        customers = timers = value_bytes = key_bytes = 0
+        sweep_clock = (instants[-1] // DAY_MS + 1) * DAY_MS
+        started = time.monotonic()
+        for partition in range(PARTITIONS):
+            db = tables["customers", partition].data.db
+            iterator = db.iter()
+            iterator.seek_to_first()
+            while iterator.valid():
+                if not iterator.key().startswith(b"__faust"):
+                    advance(CustomerState.from_bytes(iterator.value()), sweep_clock, rules)
+                    customers += 1
+                    value_bytes += len(iterator.value())
+                    key_bytes += len(iterator.key())
+                iterator.next()
+        scan_seconds = time.monotonic() - started
+        for partition in range(PARTITIONS):
+            iterator = tables["timers", partition].data.db.iter()
+            iterator.seek_to_first()
+            while iterator.valid():
+                timers += 1
+                key_bytes += len(iterator.key())
+                iterator.next()
+
+        ticks = []
+        clock = instants[-1]
+        for days in (int(step) for step in args.steps.split(",")):
+            clock = (clock // DAY_MS + days) * DAY_MS  # a later midnight
+            started = time.monotonic()
+            due = changes = 0
+            for partition in range(PARTITIONS):
+                store = store_for(partition)
+                result = PartitionProcessor(rules, store).on_tick(clock)
+                due += len(result.touched)
+                changes += len(result.changes)
+                store.flush()
+            ticks.append((time.monotonic() - started, due, changes))
+        for db_table in tables.values():
+            db_table.data.db.flush()
+        disk = folder_bytes(root)
+        rss_end = rss_mib()
+
+    print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
+    print(f"customers: {customers:,} over {PARTITIONS} partitions, one order each over {args.days} days; timers: {timers:,}")
+    print(f"load through PartitionProcessor + TableStore + RocksDB: {load_seconds:.1f} s ({customers / load_seconds:,.0f} events/s)")
+    print(f"state: {value_bytes / customers:.0f} bytes/customer of state values, {key_bytes / customers:.0f} of keys "
+          f"(customer + timer); RocksDB on disk after flush {disk / customers:.0f} bytes/customer ({disk / 2**20:.0f} MiB)")
+    print(f"RSS: {rss_start:.0f} MiB at start, {rss_loaded:.0f} MiB loaded, {rss_end:.0f} MiB at the end")
+    print(f"full sweep (read and advance every state): {scan_seconds:.2f} s, {scan_seconds / customers * 1e6:.1f} us/customer")
+    for days, (seconds, due, changes) in zip(args.steps.split(","), ticks):
+        per_due = f"{seconds / due * 1e6:.0f} us/due customer" if due else "-"
+        print(f"rollover of {days} day(s): {due:,} due ({due / customers:.2%}), {changes:,} changes, {seconds:.3f} s, "
+              f"{per_due}; {seconds / scan_seconds:.3f} of a full sweep")
+
+
+if __name__ == "__main__":
+    main()

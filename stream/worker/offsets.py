@@ -1,0 +1,281 @@
+"""Source offsets: what each agent has finished, and commits decided by that alone.
+
+faust commits what its agents acknowledged, message by message, and that bookkeeping
+breaks around crashes and rebalances (all seen here under load, after a SIGKILL):
+
+- records fetched before a rebalance's seek arrive after it; faust then drops the
+  re-fetched records below them ("DROPPED MESSAGE ROFF") and counts the range as a gap
+  it treats as done, so the agent never sees them and a commit can skip past them;
+- a message counted twice is never acknowledged, and one offset never acknowledged
+  stops every later commit of its partition for good;
+- offsets already covered by a crashed worker's state but not committed are
+  acknowledged by nobody, and the partition's commits stop as well.
+
+So the agents keep their own account instead. Each source partition has an expected
+next offset; a record below it was handled already and is skipped, a record above it
+means faust lost the ones in between, which :class:`HoleReader` reads from the broker
+itself. The app commits, per partition, the first offset not yet finished
+(:class:`SourceProgress`), through :func:`commit_from_progress`. faust's own
+acknowledgements are still made (its rebalance waits for them) but no longer decide
+what is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Hashable, Iterable
+
+from stream.clients import KafkaSettings
+
+log = logging.getLogger("stream.worker.offsets")
+
+Partition = Hashable
+# Seconds a hole read may go without progress before the worker gives up loudly.
+HOLE_READ_STALL_SECONDS = 60.0
+
+
+class SourceProgress:
+    """Per source partition: the next offset expected, and the offsets taken in but not
+    yet finished (their effects not yet delivered). Pure bookkeeping, no Kafka."""
+
+    def __init__(self) -> None:
+        self._next: dict[Partition, int] = {}
+        self._pending: dict[Partition, set[int]] = {}
+
+    def expected(self, partition: Partition) -> int | None:
+        """The next offset to handle, or None when nothing was taken since the last reset."""
+        return self._next.get(partition)
+
+    def take(self, partition: Partition, offsets: Iterable[int]) -> None:
+        """Offsets taken in, in order; everything below the last one that was not taken
+        (transaction markers, aborted records) counts as finished."""
+        pending = self._pending.setdefault(partition, set())
+        for offset in offsets:
+            pending.add(offset)
+            self._next[partition] = offset + 1
+
+    def done(self, partition: Partition, offsets: Iterable[int]) -> None:
+        pending = self._pending.get(partition)
+        if pending is not None:
+            pending.difference_update(offsets)
+
+    def next_to_commit(self, partition: Partition) -> int | None:
+        """The offset to commit: the first one taken but not finished, else the next
+        expected. None when nothing was taken since the last reset."""
+        pending = self._pending.get(partition)
+        if pending:
+            return min(pending)
+        return self._next.get(partition)
+
+    def describe(self, partition: Partition) -> dict[str, int | None]:
+        """For the ops endpoint /api/debug/offsets."""
+        pending = self._pending.get(partition) or ()
+        return {
+            "expected": self._next.get(partition), "next_to_commit": self.next_to_commit(partition),
+            "unfinished": len(pending), "first_unfinished": min(pending) if pending else None,
+        }
+
+    def reset(self) -> None:
+        """Forget everything: after a rebalance faust reads every partition again from
+        its committed offset."""
+        self._next.clear()
+        self._pending.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A source record as the agents handle it; ``event`` is faust's event, or None for
+    a record read by :class:`HoleReader`."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
+    event: Any = None
+
+    @classmethod
+    def of(cls, event: Any) -> "SourceRecord":
+        message = event.message
+        timestamp_ms = int(message.timestamp * 1000) if message.timestamp else None
+        return cls(message.offset, message.key, event.value, timestamp_ms, event)
+
+
+async def read_range(
+    kafka: KafkaSettings, topic: str, partition: int, start: int, end: int, *, read_committed: bool
+) -> list[SourceRecord]:
+    """The records of one partition in ``[start, end)``, read with a consumer of our own.
+    Offsets with no record (transaction markers, aborted records) are simply absent."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
+        **kafka.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        records: list[SourceRecord] = []
+        loop = asyncio.get_running_loop()
+        position, moved_at = start, loop.time()
+        while position < end:
+            for batch in (await consumer.getmany(tp, timeout_ms=500)).values():
+                records.extend(
+                    SourceRecord(r.offset, r.key, r.value, r.timestamp)
+                    for r in batch if start <= r.offset < end
+                )
+            now_position = await consumer.position(tp)
+            if now_position != position:
+                position, moved_at = now_position, loop.time()
+            elif loop.time() - moved_at > HOLE_READ_STALL_SECONDS:
+                # Failing is better than skipping records: a restart reads them again.
+                raise RuntimeError(f"{topic}[{partition}]: reading offsets {start}..{end - 1} made no progress at {position}")
+        return records
+    finally:
+        await consumer.stop()
+
+
+class HoleReader:
+    """Completes what faust delivered for one source topic into the unbroken run of
+    records after the last one handled: skips records already handled, and reads the
+    ones faust lost between two deliveries from the broker."""
+
+    def __init__(self, kafka: KafkaSettings, *, read_committed: bool) -> None:
+        self.kafka = kafka
+        self.read_committed = read_committed
+
+    async def complete(self, tp: Any, expected: int, events: list[Any]) -> list[SourceRecord]:
+        """``events``: faust events of partition ``tp``, in offset order; ``expected``:
+        the first offset not yet handled."""
+        records: list[SourceRecord] = []
+        for event in events:
+            offset = event.message.offset
+            if offset < expected:
+                continue
+            if offset > expected:
+                found = await read_range(self.kafka, tp.topic, tp.partition, expected, offset, read_committed=self.read_committed)
+                if found:
+                    log.warning("%s[%d]: offsets %d..%d never reached the agent; read them directly",
+                                tp.topic, tp.partition, expected, offset - 1)
+                records.extend(found)
+            records.append(SourceRecord.of(event))
+            expected = offset + 1
+        return records
+
+
+def committed_position(app: Any, tp: Any) -> int:
+    """Where faust's consumer started ``tp`` after the last rebalance (its committed
+    offset; faust keeps 0 and "none committed" both as None)."""
+    return app.consumer._committed_offset.get(tp) or 0
+
+
+class BatchGate:
+    """Runs one batch at a time per source partition, and, under exactly-once, keeps
+    commits and batches apart.
+
+    One at a time: around a rebalance faust can run a partition's old and new actor
+    side by side for a moment; two batches of one partition interleaved would load and
+    store the same customers and lose an update. Apart from commits: a transaction
+    committed while a batch is half sent would commit half of its outputs with the
+    offsets before it, and a crash would then send that half again."""
+
+    def __init__(self) -> None:
+        self._partition_locks: dict[Any, asyncio.Lock] = {}
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closers = 0
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @contextlib.asynccontextmanager
+    async def batch(self, partition: Partition) -> AsyncIterator[None]:
+        async with self._partition_locks.setdefault(partition, asyncio.Lock()):
+            await self._open.wait()
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                yield
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def closed(self) -> AsyncIterator[None]:
+        self._closers += 1
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._closers -= 1
+            if not self._closers:
+                self._open.set()
+
+
+def commit_from_progress(
+    app: Any,
+    topics: set[str],
+    next_to_commit: Callable[[Any], int | None],
+    gate: BatchGate | None = None,
+    before_rebalance: Callable[[], None] | None = None,
+) -> None:
+    """Make ``app``'s consumer commit ``next_to_commit(tp)`` for the partitions of
+    ``topics`` instead of what its acknowledgements add up to. Idempotent; call once the
+    consumer exists (e.g. on the first assignment). (faust has no public hook for this.)
+
+    ``before_rebalance`` runs when faust starts waiting, at a rebalance or a stop, for
+    every message it delivered to be acknowledged: the place to let go of messages an
+    agent holds (they are not finished, so they are read again after the rebalance)."""
+    consumer = app.consumer
+    if getattr(consumer, "_segments_commit_topics", None) is not None:
+        return
+    consumer._segments_commit_topics = topics
+    original_new_offset = consumer._new_offset
+    original_pending = consumer._filter_tps_with_pending_acks
+
+    def new_offset(tp: Any) -> int | None:
+        if tp.topic not in topics:
+            return original_new_offset(tp)
+        # faust's per-message bookkeeping is not used for these: keep it from growing.
+        consumer._acked.pop(tp, None)
+        consumer._acked_index.pop(tp, None)
+        consumer._gap.pop(tp, None)
+        return next_to_commit(tp)
+
+    def with_pending(selection: Any = None) -> Iterable[Any]:
+        from aiokafka import TopicPartition
+
+        chosen = set(original_pending(selection))
+        # aiokafka's transactional commit takes its own TopicPartition type only.
+        chosen.update(
+            TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment()
+            if tp.topic in topics and (selection is None or tp in selection or tp.topic in selection)
+        )
+        return iter(chosen)
+
+    consumer._new_offset = new_offset
+    consumer._filter_tps_with_pending_acks = with_pending
+    if before_rebalance is not None:
+        original_wait_empty = consumer.wait_empty
+
+        async def wait_empty() -> None:
+            before_rebalance()
+            await original_wait_empty()
+
+        consumer.wait_empty = wait_empty
+    if gate is not None:
+        original_force_commit = consumer.force_commit
+
+        async def force_commit(*args: Any, **kwargs: Any) -> bool:
+            async with gate.closed():
+                return await original_force_commit(*args, **kwargs)
+
+        consumer.force_commit = force_commit

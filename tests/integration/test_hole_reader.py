@@ -1,0 +1,86 @@
+"""HoleReader reads, from the real broker, the records faust never delivered to an
+agent, and skips the ones already handled."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from stream.clients import KafkaSettings
+from stream.clients.topics import TopicSpec, ensure_topics
+from stream.worker.offsets import HoleReader, read_range
+
+pytestmark = pytest.mark.integration
+
+
+def delivered(offset: int, value: bytes) -> SimpleNamespace:
+    """A faust event as HoleReader reads it."""
+    message = SimpleNamespace(offset=offset, key=b"k", timestamp=None)
+    return SimpleNamespace(message=message, value=value)
+
+
+async def produce(kafka: KafkaSettings, topic: str, batches: list[tuple[list[bytes], str | None]]) -> None:
+    """``batches``: (values, None | "commit" | "abort"); None is non-transactional."""
+    plain = AIOKafkaProducer(**kafka.aiokafka_kwargs())
+    transactional = AIOKafkaProducer(transactional_id=f"{topic}-tx", **kafka.aiokafka_kwargs())
+    await plain.start()
+    await transactional.start()
+    try:
+        for values, mode in batches:
+            if mode is None:
+                for value in values:
+                    await plain.send_and_wait(topic, value, key=b"k", partition=0)
+                continue
+            async with transactional.transaction() if mode == "commit" else _aborting(transactional):
+                for value in values:
+                    await transactional.send_and_wait(topic, value, key=b"k", partition=0)
+    finally:
+        await plain.stop()
+        await transactional.stop()
+
+
+class _aborting:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def __aenter__(self) -> None:
+        await self.producer.begin_transaction()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.producer.abort_transaction()
+
+
+def test_holes_are_read_and_handled_records_skipped(kafka_bootstrap: str, unique_name) -> None:
+    topic = unique_name("holes")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    ensure_topics(kafka, [TopicSpec(topic, 1, 1)])
+    asyncio.run(produce(kafka, topic, [([f"v{n}".encode() for n in range(10)], None)]))
+    tp = TopicPartition(topic, 0)
+    reader = HoleReader(kafka, read_committed=False)
+
+    # faust delivered 1, 2 (handled already), then 7 and 9: 3..6 and 8 are read.
+    events = [delivered(n, f"v{n}".encode()) for n in (1, 2, 7, 9)]
+    records = asyncio.run(reader.complete(tp, 3, events))
+    assert [(r.offset, r.value) for r in records] == [(n, f"v{n}".encode()) for n in range(3, 10)]
+    assert [r.event is not None for r in records] == [n in (7, 9) for n in range(3, 10)]
+    # Nothing missing, nothing handled: the delivered events as they are.
+    assert [r.offset for r in asyncio.run(reader.complete(tp, 7, events[2:3]))] == [7]
+    assert asyncio.run(reader.complete(tp, 10, events)) == []
+
+
+def test_markers_and_aborted_records_are_no_records(kafka_bootstrap: str, unique_name) -> None:
+    topic = unique_name("tx-holes")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    ensure_topics(kafka, [TopicSpec(topic, 1, 1)])
+    # offsets: 0 a, 1 b, 2 marker | 3 x, 4 y, 5 abort marker | 6 c, 7 marker | 8 d (plain)
+    asyncio.run(produce(kafka, topic, [([b"a", b"b"], "commit"), ([b"x", b"y"], "abort"), ([b"c"], "commit"), ([b"d"], None)]))
+    found = asyncio.run(read_range(kafka, topic, 0, 0, 8, read_committed=True))
+    assert [(r.offset, r.value) for r in found] == [(0, b"a"), (1, b"b"), (6, b"c")]
+    # A hole made of a marker alone reads as empty, and quickly moves past it.
+    assert asyncio.run(read_range(kafka, topic, 0, 7, 8, read_committed=True)) == []
+    reader = HoleReader(kafka, read_committed=True)
+    records = asyncio.run(reader.complete(TopicPartition(topic, 0), 2, [delivered(8, b"d")]))
+    assert [(r.offset, r.value) for r in records] == [(6, b"c"), (8, b"d")]
