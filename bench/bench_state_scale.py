@@ -26,54 +26,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from faust.stores.rocksdb import RocksDBOptions  # noqa: E402
 
 from stream.core.engine import advance  # noqa: E402
 from stream.core.events import OrderEvent  # noqa: E402
 from stream.core.state import CustomerState  # noqa: E402
 from stream.processing import PartitionProcessor  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
-from stream.worker.plumbing import ROCKSDB_OPTIONS  # noqa: E402
-from stream.worker.tables import TableStore, partition_of  # noqa: E402
+from stream.worker.tables import partition_of  # noqa: E402
+from tests.support.rocksdb_tables import RocksTables  # noqa: E402
 
 DAY_MS = 86_400_000
 PARTITIONS = 4
 BATCH = 500
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-class _Data:
-    """What TableStore uses of a faust RocksDB store, over one partition's database."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-
-    def _db_for_partition(self, partition: int) -> Any:
-        return self.db
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.db[key] = value
-
-    def pop(self, key: bytes, default: Any = None) -> Any:
-        value = self.db.get(key)
-        if value is not None:
-            del self.db[key]
-        return value if value is not None else default
-
-
-class _Table:
-    def __init__(self, db: Any) -> None:
-        self.data = _Data(db)
-        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "bench-changelog")
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.db.get(key)
 
 
 def rss_mib() -> float:
@@ -99,16 +67,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        tables = {}
-        for name in ("customers", "timers", "clocks", "history"):
-            for partition in range(PARTITIONS):
-                tables[name, partition] = _Table(RocksDBOptions(**dict(ROCKSDB_OPTIONS)).open(root / f"{name}-{partition}.db"))
-
-        def store_for(partition: int) -> TableStore:
-            return TableStore(
-                tables["customers", partition], tables["timers", partition], tables["clocks", partition],
-                partition, tables["history", partition],
-            )
+        tables = RocksTables(root, PARTITIONS)
+        store_for = tables.store
 
         # Orders in time order, as a replay would bring them; the partition clock follows.
         instants = sorted(START + rng.randrange(args.days * DAY_MS) for _ in range(args.customers))
@@ -148,7 +108,7 @@ def main() -> None:
         sweep_clock = (instants[-1] // DAY_MS + 1) * DAY_MS
         started = time.monotonic()
         for partition in range(PARTITIONS):
-            db = tables["customers", partition].data.db
+            db = tables.db("customers", partition)
             iterator = db.iter()
             iterator.seek_to_first()
             while iterator.valid():
@@ -160,7 +120,7 @@ def main() -> None:
                 iterator.next()
         scan_seconds = time.monotonic() - started
         for partition in range(PARTITIONS):
-            iterator = tables["timers", partition].data.db.iter()
+            iterator = tables.db("timers", partition).iter()
             iterator.seek_to_first()
             while iterator.valid():
                 timers += 1
@@ -180,7 +140,7 @@ def main() -> None:
                 changes += len(result.changes)
                 store.flush()
             ticks.append((time.monotonic() - started, due, changes))
-        for db_table in tables.values():
+        for db_table in tables.tables.values():
             db_table.data.db.flush()
         disk = folder_bytes(root)
         rss_end = rss_mib()

@@ -133,8 +133,8 @@ def build_playbooks_app(
         changelog: list[ChangelogRecord] = []
         for key, state in states.items():
             if state is not None:
-                write_local(policies, key, state.to_bytes(), changelog)
-        write_local(progress, f"offset:{partition}".encode(), str(offsets[-1]).encode(), changelog)
+                write_local(policies, partition, key, state.to_bytes(), changelog)
+        write_local(progress, partition, f"offset:{partition}".encode(), str(offsets[-1]).encode(), changelog)
         deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
         if deliveries:
             await asyncio.gather(*deliveries)

@@ -108,19 +108,22 @@ def output_sender(app: faust.App, source_topic: str) -> SendOutput:
     return send
 
 
-def write_local(table: Any, key: bytes, value: bytes | None, records: list[ChangelogRecord]) -> None:
-    """Write ``table``'s local store and queue the changelog record for the agent to send.
+def write_local(table: Any, partition: int, key: bytes, value: bytes | None, records: list[ChangelogRecord]) -> None:
+    """Write one partition of ``table``'s local store and queue the changelog record for
+    the agent to send.
 
     The agent sends changelog records itself, like its outputs, and waits for the
     broker's acknowledgement before a batch's offsets can commit: a source offset must
     never be committed while the state it produced is only in a send buffer. (faust's
     ``table[key] = value`` queues the record in its own producer buffer and drops the
-    future.)"""
+    future.) The write goes straight to the partition's RocksDB: faust's own path looks
+    the partition up per key, and deletes a key in every partition it cannot place."""
     records.append((table.changelog_topic.get_topic_name(), key, value))
+    db = table.data._db_for_partition(partition)
     if value is None:
-        table.data.pop(key, None)
+        db.delete(key)
     else:
-        table.data[key] = value
+        db.put(key, value)
 
 
 def ack_processed(app: faust.App, events: list[Any]) -> None:

@@ -18,6 +18,7 @@ change ids) instead of losing them.
 
 from __future__ import annotations
 
+import heapq
 import struct
 from typing import Any
 
@@ -32,6 +33,7 @@ _DUE = struct.Struct(">q")
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
 _FAUST_KEY_PREFIX = b"__faust"
 _DELETED = object()
+_UNSCANNED = object()
 # Changes kept per customer for the lookup; older ones are on the segment-changes topic.
 HISTORY_LIMIT = 50
 
@@ -87,6 +89,9 @@ class TableStore:
         self._last_offset: int | None = None
         self._dirty: set[str] = set()
         self._timer_writes: dict[bytes, object] = {}  # key -> b"" (set) or _DELETED
+        self._timer_puts: list[bytes] = []  # heap of this batch's timer keys (see due)
+        # The first persisted timer key not deleted by this batch; None: none left.
+        self._persisted_cursor: bytes | None | object = _UNSCANNED
         self._clock: int | None = None
         self._persisted_clock: int | None = None
         self._clock_loaded = False
@@ -114,16 +119,38 @@ class TableStore:
     # ---------------------------------------------------------------- timers
 
     def due(self, now: int, limit: int) -> list[tuple[int, str]]:
-        found: dict[bytes, None] = {}
+        """Timers come from two places: the partition's RocksDB (persisted by earlier
+        batches) and this batch's writes. The processor asks after every event (the
+        clock moves with them), so neither is read in full each time: the persisted
+        keys from a cursor at the first live one, this batch's from a heap."""
         upper = _DUE.pack(now + 1)
-        for key in self._iter_persisted_timer_keys(self._fired_through()):
-            if key >= upper or len(found) >= limit:
-                break
+        found: set[bytes] = set()
+        cursor = self._persisted_cursor
+        if cursor is _UNSCANNED or (cursor is not None and cursor < upper):
+            if isinstance(cursor, bytes):
+                start = cursor
+            else:
+                fired_through = self._fired_through()
+                start = _DUE.pack(fired_through + 1) if fired_through is not None else b""
+            first_live: bytes | None = None
+            for key in self._iter_persisted_timer_keys(start):
+                if self._timer_writes.get(key) is _DELETED:
+                    continue
+                if first_live is None:
+                    first_live = key
+                if key >= upper or len(found) >= limit:
+                    break
+                found.add(key)
+            self._persisted_cursor = first_live
+        puts = self._timer_puts
+        live_puts = []
+        while puts and puts[0] < upper:
+            key = heapq.heappop(puts)
             if self._timer_writes.get(key) is not _DELETED:
-                found[key] = None
-        for key, write in self._timer_writes.items():
-            if write is not _DELETED and key < upper:
-                found[key] = None
+                live_puts.append(key)
+        found.update(live_puts)
+        for key in live_puts:  # still due until the processor reschedules them
+            heapq.heappush(puts, key)
         return [split_timer_key(key) for key in sorted(found)[:limit]]
 
     def _fired_through(self) -> int | None:
@@ -134,15 +161,12 @@ class TableStore:
             self.clock()
         return self._persisted_clock
 
-    def _iter_persisted_timer_keys(self, fired_through: int | None):
+    def _iter_persisted_timer_keys(self, start: bytes):
         # faust's RocksDB store keeps one rocksdict per partition, opened in raw mode,
         # so iteration is in byte order of the keys. (No public faust API exposes it.)
         db = self._timers_table.data._db_for_partition(self.partition)
         iterator = db.iter()
-        if fired_through is None:
-            iterator.seek_to_first()
-        else:
-            iterator.seek(_DUE.pack(fired_through + 1))
+        iterator.seek(start)
         while iterator.valid():
             yield iterator.key()
             iterator.next()
@@ -153,7 +177,9 @@ class TableStore:
         if old_due is not None:
             self._timer_writes[timer_key(old_due, customer_id)] = _DELETED
         if new_due is not None:
-            self._timer_writes[timer_key(new_due, customer_id)] = b""
+            key = timer_key(new_due, customer_id)
+            self._timer_writes[key] = b""
+            heapq.heappush(self._timer_puts, key)
 
     def repair_timers(self, next_due) -> int:
         """Re-derive the partition's timer index from its customer states.
@@ -245,10 +271,10 @@ class TableStore:
         records: list[ChangelogRecord] = []
 
         def put(table: Any, key: bytes, value: bytes) -> None:
-            write_local(table, key, value, records)
+            write_local(table, self.partition, key, value, records)
 
         def delete(table: Any, key: bytes) -> None:
-            write_local(table, key, None, records)
+            write_local(table, self.partition, key, None, records)
 
         census_changed = bool(self._dirty or self._timer_writes) or self._census is not None
         census = self.census() if census_changed else None
@@ -281,6 +307,8 @@ class TableStore:
             put(self._history_table, customer_id.encode(), orjson.dumps(history))
         self._dirty.clear()
         self._timer_writes.clear()
+        self._timer_puts.clear()
+        self._persisted_cursor = _UNSCANNED
         self._history_writes.clear()
         self._clock_dirty = False
         return records

@@ -1,0 +1,88 @@
+"""The worker's TableStore on real RocksDB gives the processor the same results as the
+batch command's MemoryStore, batch after batch."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from stream.core.events import CartEvent, OrderEvent
+from stream.processing import MemoryStore, PartitionProcessor
+from stream.rules import DEFAULT_RULES_PATH, load_rules
+from tests.support.rocksdb_tables import RocksTables
+
+DAY = 86_400_000
+RULES = load_rules(DEFAULT_RULES_PATH)
+
+
+def history(seed: int, customers: int, events: int) -> list:
+    rng = random.Random(seed)
+    clock = 1_700_000_000_000
+    made = []
+    for number in range(events):
+        clock += rng.randrange(0, 3 * DAY)
+        customer = f"c{rng.randrange(customers)}"
+        if rng.random() < 0.7:
+            made.append(OrderEvent(
+                event_id=f"e{number}", customer_id=customer, occurred_at=clock, order_id=f"o{number}",
+                status="placed", total_micros=rng.randrange(1, 500) * 1_000_000, discounted=rng.random() < 0.3,
+                refund_micros=None,
+            ))
+        else:
+            made.append(CartEvent(
+                event_id=f"e{number}", customer_id=customer, occurred_at=clock, cart_id=f"cart{number}",
+                action=rng.choice(["created", "updated", "checked_out"]), cart_total_micros=rng.randrange(1, 300) * 1_000_000,
+            ))
+    return made
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rocksdb_store_matches_memory_store(tmp_path: Path, seed: int) -> None:
+    events = history(seed, customers=40, events=600)
+    rng = random.Random(seed)
+    memory = PartitionProcessor(RULES, MemoryStore())
+    tables = RocksTables(tmp_path, 1)
+    try:
+        expected, got = [], []
+        position = 0
+        while position < len(events):
+            size = rng.randrange(1, 60)  # batches of varying size, flushed like the worker's
+            store = tables.store(0)
+            processor = PartitionProcessor(RULES, store)
+            for event in events[position:position + size]:
+                expected.extend(change.change_id for change in memory.on_event(event).changes)
+                got.extend(change.change_id for change in processor.on_event(event).changes)
+            if rng.random() < 0.3:  # a tick far ahead: many timers due at once
+                now = events[min(position + size, len(events) - 1)].occurred_at + rng.randrange(DAY, 200 * DAY)
+                expected.extend(change.change_id for change in memory.on_tick(now).changes)
+                got.extend(change.change_id for change in processor.on_tick(now).changes)
+            store.flush()
+            position += size
+        assert got == expected
+        assert len(expected) > 100
+    finally:
+        tables.close()
+
+
+def test_due_returns_persisted_and_new_timers_in_order_up_to_the_limit(tmp_path: Path) -> None:
+    tables = RocksTables(tmp_path, 1)
+    try:
+        store = tables.store(0)
+        for due, customer in [(10, "a"), (30, "b"), (50, "c")]:
+            store.reschedule(customer, None, due)
+        store.flush()
+        store = tables.store(0)
+        store.reschedule("d", None, 20)
+        store.reschedule("e", None, 40)
+        store.reschedule("b", 30, 45)  # a persisted timer moved later
+        assert store.due(5, 10) == []
+        assert store.due(25, 10) == [(10, "a"), (20, "d")]
+        assert store.due(48, 1) == [(10, "a")]  # limit: the rest stays due
+        assert store.due(48, 10) == [(10, "a"), (20, "d"), (40, "e"), (45, "b")]
+        store.reschedule("a", 10, None)
+        store.reschedule("d", 20, None)
+        assert store.due(100, 10) == [(40, "e"), (45, "b"), (50, "c")]
+    finally:
+        tables.close()
