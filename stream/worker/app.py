@@ -25,7 +25,7 @@ from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, committed_position
-from stream.worker.plumbing import RAW, ack_processed, current_event_of, now_ms, output_sender, stream_app
+from stream.worker.plumbing import RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, output_sender, stream_app
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, web_token
 from stream.worker.tables import TableStore
@@ -115,15 +115,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 delivery.add_done_callback(functools.partial(on_forwarded, tp, record))
 
     def on_forwarded(tp: Any, record: SourceRecord, delivery: asyncio.Future) -> None:
-        if delivery.cancelled() or delivery.exception() is not None:
-            # Left unfinished, so nothing from it on commits; the worker stops, and its
-            # restart reads it again.
-            error = RuntimeError(f"{tp.topic}[{tp.partition}]@{record.offset}: forwarding failed")
-            if not delivery.cancelled():
-                error.__cause__ = delivery.exception()
-            asyncio.ensure_future(app.crash(error))
-            return
-        finished(tp, [record])
+        if delivered_or_crash(app, delivery, f"{tp.topic}[{tp.partition}]@{record.offset} forwarded"):
+            finished(tp, [record])
 
     @app.agent(inputs)
     async def intake(stream: faust.Stream) -> None:
@@ -186,6 +179,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     repaired_partitions: set[int] = set()
     send_output = output_sender(app, topics.events)
+    # partition -> delivery of the last batch's changelog records
+    changelog_in_flight: dict[int, asyncio.Future] = {}
 
     def events_expected(tp: Any, store: TableStore) -> int:
         expected = events_progress.expected(tp)
@@ -233,21 +228,30 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
         if pending:
             await asyncio.gather(*pending)
+        # The previous batch's state reaches the changelogs before this one's: a crash
+        # must never leave this batch's state (and stored offset) without the previous.
+        previous = changelog_in_flight.get(partition)
+        if previous is not None:
+            await previous
         store.set_last_offset(offsets[-1])
-        # The batch's offsets may be committed once this returns: their state must be
-        # durable in the changelogs by then.
         changelog_sends = [
             await send_output(partition, topic, key, value, partition=partition)
             for topic, key, value in store.flush()
         ]
-        if changelog_sends:
-            await asyncio.gather(*changelog_sends)
-        events_progress.done(tp, offsets)
-        ack_processed(app, batch)
+        # The next batch goes on while this one's state is on its way (local RocksDB
+        # already has it); the offsets are finished, and may commit, once it is durable.
+        delivered = asyncio.ensure_future(asyncio.gather(*changelog_sends))
+        changelog_in_flight[partition] = delivered
+        delivered.add_done_callback(functools.partial(on_state_durable, tp, offsets, batch))
         telemetry.record_changes(change_records)
         elapsed = time.monotonic() - started
         telemetry.record_batch(elapsed, ticks)
         log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(result.changes), elapsed * 1000)
+
+    def on_state_durable(tp: Any, offsets: list[int], batch: list[Any], delivered: asyncio.Future) -> None:
+        if delivered_or_crash(app, delivered, f"{tp.topic}[{tp.partition}] changelog"):
+            events_progress.done(tp, offsets)
+            ack_processed(app, batch)
 
     def next_to_commit(tp: Any) -> int | None:
         if tp.topic in input_names:

@@ -4,6 +4,7 @@ transaction, and changelog writes that are acknowledged before offsets commit.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import weakref
@@ -138,3 +139,16 @@ def ack_processed(app: faust.App, events: list[Any]) -> None:
     consumer = app.consumer
     for event in events:
         consumer.ack(event.message)
+
+
+def delivered_or_crash(app: faust.App, delivery: Any, what: str) -> bool:
+    """For a delivery's done-callback: True if it succeeded. Otherwise the app stops
+    (the offsets it carried stay unfinished, so nothing from them on commits, and a
+    restart reads them again)."""
+    if not delivery.cancelled() and delivery.exception() is None:
+        return True
+    error = RuntimeError(f"{what}: delivery failed")
+    if not delivery.cancelled():
+        error.__cause__ = delivery.exception()
+    asyncio.ensure_future(app.crash(error))
+    return False
