@@ -51,10 +51,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once", "exactly_once"])
+    parser.add_argument("--batch-seconds", type=float, default=None, help="the worker's batch_seconds (default: its own)")
     args = parser.parse_args()
+    extra = f"batch_seconds = {args.batch_seconds}\n" if args.batch_seconds is not None else ""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     with tempfile.TemporaryDirectory() as folder:
-        ns = WorkerNamespace(bootstrap, f"latency-{int(time.time())}", Path(folder), guarantee=args.guarantee)
+        ns = WorkerNamespace(bootstrap, f"latency-{int(time.time())}", Path(folder), guarantee=args.guarantee, worker_settings=extra)
         try:
             ns.start_worker()
             sent: dict[str, int] = {}  # event id -> order's Kafka timestamp (ms)
@@ -112,7 +114,8 @@ def main() -> None:
     by_worker = [produced[e] - sent[e] for e in measured if e in produced]
     by_reader = [observed[e] - sent[e] for e in measured if e in observed]
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
-    print(f"worker {args.guarantee}, 4 partitions; {total} orders of new customers at {args.rate:.0f}/s "
+    batching = f"batch_seconds {args.batch_seconds}" if args.batch_seconds is not None else "default batch_seconds"
+    print(f"worker {args.guarantee}, 4 partitions, {batching}; {total} orders of new customers at {args.rate:.0f}/s "
           f"(published in {publish_seconds:.1f} s, {total / publish_seconds:.0f}/s); first {warm_from} left out")
     print(f"changes seen for {len(by_worker)} of {len(measured)} measured events ({len(missing)} missing)")
     for label, values in (("event -> change produced", by_worker), ("event -> change consumed", by_reader)):

@@ -8,7 +8,9 @@ or ERR (Kafka unreachable included), so cron jobs and scripts can alert on it.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -111,8 +113,12 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
             live = Live(console=console, auto_refresh=False) if console.is_terminal and not as_json else None
             if live is not None:
                 live.start()
+            # Ctrl-C (or SIGTERM) ends the watch between samples: raised inside the
+            # Kafka client, a KeyboardInterrupt can be swallowed by its retry loops.
+            stop = threading.Event()
+            handlers = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
             try:
-                while True:
+                while not stop.is_set():
                     started = time.monotonic()
                     sample_all()
                     evaluations = evaluate()
@@ -125,10 +131,10 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
                             live.update(view, refresh=True)
                         else:
                             console.print(view, "")
-                    time.sleep(max(0.0, interval - (time.monotonic() - started)))
-            except KeyboardInterrupt:
-                pass
+                    stop.wait(max(0.0, interval - (time.monotonic() - started)))
             finally:
+                for number, handler in handlers.items():
+                    signal.signal(number, handler)
                 if live is not None:
                     live.stop()
     finally:

@@ -35,7 +35,15 @@ _FAUST_KEY_PREFIX = b"__faust"
 _DELETED = object()
 _UNSCANNED = object()
 # Changes kept per customer for the lookup; older ones are on the segment-changes topic.
-HISTORY_LIMIT = 50
+# The list is rewritten on every change, so it stays short and holds only what the
+# lookup shows (history_entry).
+HISTORY_LIMIT = 20
+_HISTORY_FIELDS = ("change_id", "kind", "from", "to", "tag", "entered", "at", "cause", "segment", "scores", "rules_version")
+
+
+def history_entry(change_record: dict[str, Any]) -> dict[str, Any]:
+    """The part of a segment-change record kept in the customer's history."""
+    return {field: change_record[field] for field in _HISTORY_FIELDS if field in change_record}
 
 
 def timer_key(due: int, customer_id: str) -> bytes:
@@ -244,7 +252,7 @@ class TableStore:
         if pending is None:
             raw = self._history_table.get(customer_id.encode())
             pending = self._history_writes[customer_id] = orjson.loads(raw) if raw is not None else []
-        pending.extend(records)
+        pending.extend(history_entry(record) for record in records)
         del pending[:-HISTORY_LIMIT]
 
     # ----------------------------------------------------------------- clock

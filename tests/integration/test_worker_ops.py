@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
 from stream.demo.generate import generate_behaviour
 from stream.ops.metrics import exported_metric_names
+from stream.worker.tables import HISTORY_LIMIT, history_entry
 from tests.integration.worker_harness import WorkerNamespace, batch_results
 
 pytestmark = pytest.mark.integration
@@ -116,8 +117,9 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         assert status == 200
         found = orjson.loads(body)
         assert found["profile"] == next(p for p in profiles if p["customer_id"] == customer)
-        expected_history = batch_changes[customer][-50:][::-1]
-        assert [{k: v for k, v in c.items() if k != "emitted_at"} for c in found["history"]] == expected_history
+        expected_history = [history_entry(change) for change in batch_changes[customer][-HISTORY_LIMIT:][::-1]]
+        assert found["history"] == expected_history
+        assert len(expected_history) > 1
         status, body = get(f"{ns.web_url}/api/customers/no-such-customer")
         assert status == 404
 
