@@ -7,7 +7,7 @@ segment, so each has exactly one segment change. Latency of an event = the Kafka
 timestamp of its segment change (set by the worker's producer) minus the Kafka
 timestamp of the order (set by this script's producer), both on this machine's clock.
 Also reported: the latency as this script's consumer saw it (receipt time - order
-timestamp). The first --warmup seconds are left out.
+timestamp). The first --warmup and the last --cooldown seconds are left out.
 
     .venv/bin/python bench/bench_latency.py --rate 1000 --seconds 40
 """
@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, KafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stream.events.internal import decode_record  # noqa: E402
 from tests.integration.worker_harness import WorkerNamespace  # noqa: E402
 
 
@@ -50,7 +51,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--cooldown", type=float, default=3.0,
+                        help="seconds at the end left out: once traffic stops, the intake's event-time merge holds "
+                             "the last events until the quiet partitions are confirmed read to their end")
     parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once", "exactly_once"])
+    parser.add_argument("--stages", action="store_true",
+                        help="also read the events topic to split the time between the intake and the customer agent "
+                             "(one more consumer on the same 2 cores: it slows the worker down)")
+    parser.add_argument("--per-second", action="store_true", help="print the median latency of each second")
     parser.add_argument("--batch-seconds", type=float, default=None, help="the worker's batch_seconds (default: its own)")
     args = parser.parse_args()
     extra = f"batch_seconds = {args.batch_seconds}\n" if args.batch_seconds is not None else ""
@@ -64,6 +72,7 @@ def main() -> None:
             observed: dict[str, int] = {}  # event id -> receipt time here (ms)
             total = int(args.rate * args.seconds)
             stop = threading.Event()
+            started = time.monotonic()
 
             isolation = "read_committed" if args.guarantee == "exactly_once" else "read_uncommitted"
             consumer = KafkaConsumer(
@@ -84,9 +93,27 @@ def main() -> None:
 
             reader = threading.Thread(target=consume, daemon=True)
             reader.start()
+            # Where the time goes: the intake forwards each event to the events topic
+            # (its record's timestamp is when the worker produced it).
+            forwarded: dict[str, int] = {}
+            events_consumer = KafkaConsumer(
+                ns.topics["events"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                enable_auto_commit=False, isolation_level=isolation, fetch_max_wait_ms=5,
+            )
+
+            def consume_events() -> None:
+                while not stop.is_set():
+                    for records in events_consumer.poll(timeout_ms=50).values():
+                        for record in records:
+                            decoded = decode_record(record.value)
+                            if not isinstance(decoded, int):
+                                forwarded.setdefault(decoded.event_id, record.timestamp)
+
+            events_reader = threading.Thread(target=consume_events, daemon=True)
+            if args.stages:
+                events_reader.start()
             producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
             run = f"{int(time.time())}"
-            started = time.monotonic()
             for n in range(total):
                 ahead = n / args.rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -103,22 +130,39 @@ def main() -> None:
                 time.sleep(0.2)
             stop.set()
             reader.join()
+            if args.stages:
+                events_reader.join()
             consumer.close()
+            events_consumer.close()
             producer.close()
         finally:
             ns.close()
 
     warm_from = int(args.warmup * args.rate)
-    measured = [f"lat-{run}-{n}" for n in range(warm_from, total)]
+    cool_from = total - int(args.cooldown * args.rate)
+    measured = [f"lat-{run}-{n}" for n in range(warm_from, cool_from)]
     missing = [event_id for event_id in measured if event_id not in produced]
     by_worker = [produced[e] - sent[e] for e in measured if e in produced]
     by_reader = [observed[e] - sent[e] for e in measured if e in observed]
+    in_intake = [forwarded[e] - sent[e] for e in measured if e in forwarded]
+    in_agent = [produced[e] - forwarded[e] for e in measured if e in forwarded and e in produced]
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
     batching = f"batch_seconds {args.batch_seconds}" if args.batch_seconds is not None else "default batch_seconds"
     print(f"worker {args.guarantee}, 4 partitions, {batching}; {total} orders of new customers at {args.rate:.0f}/s "
-          f"(published in {publish_seconds:.1f} s, {total / publish_seconds:.0f}/s); first {warm_from} left out")
+          f"(published in {publish_seconds:.1f} s, {total / publish_seconds:.0f}/s); first {warm_from} and last {total - cool_from} left out")
     print(f"changes seen for {len(by_worker)} of {len(measured)} measured events ({len(missing)} missing)")
-    for label, values in (("event -> change produced", by_worker), ("event -> change consumed", by_reader)):
+    if args.per_second:
+        per_second: dict[int, list[int]] = {}
+        for e in measured:
+            if e in produced:
+                per_second.setdefault((sent[e] - sent[measured[0]]) // 1000, []).append(produced[e] - sent[e])
+        for second, values in sorted(per_second.items()):
+            print(f"  second {second}: p50 {percentile(values, 0.5):.0f} ms, max {max(values)} ms")
+    stages = (
+        ("event -> change produced", by_worker), ("event -> change consumed", by_reader),
+        ("  of which: event -> forwarded by the intake", in_intake), ("  of which: forwarded -> change produced", in_agent),
+    )
+    for label, values in stages if args.stages else stages[:2]:
         if values:
             print(f"{label}: p50 {percentile(values, 0.50):.0f} ms  p99 {percentile(values, 0.99):.0f} ms  "
                   f"max {max(values):.0f} ms")
