@@ -25,7 +25,9 @@ from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, committed_position
-from stream.worker.plumbing import RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, output_sender, stream_app
+from stream.worker.plumbing import (
+    RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, output_sender, state_table, stream_app,
+)
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, web_token
 from stream.worker.tables import TableStore
@@ -50,11 +52,10 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     events_topic = app.topic(topics.events, partitions=partitions, internal=True, **RAW)
     dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **RAW)
 
-    table_types = {"key_type": bytes, "value_type": bytes}
-    customers = app.Table("customers", partitions=partitions, **table_types)
-    timers = app.Table("timers", partitions=partitions, **table_types)
-    clocks = app.Table("clocks", partitions=partitions, **table_types)
-    history = app.Table("history", partitions=partitions, **table_types)
+    customers = state_table(app, "customers", partitions)
+    timers = state_table(app, "timers", partitions)
+    clocks = state_table(app, "clocks", partitions)
+    history = state_table(app, "history", partitions)
 
     merger: EventTimeMerger[tuple[Any, Any, SourceRecord]] = EventTimeMerger()
     exactly_once = settings.processing_guarantee == "exactly_once"

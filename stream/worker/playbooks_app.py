@@ -30,7 +30,9 @@ from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
 from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, commit_from_progress, committed_position
-from stream.worker.plumbing import RAW, ChangelogRecord, ack_processed, current_event_of, now_ms, output_sender, stream_app, write_local
+from stream.worker.plumbing import (
+    RAW, ChangelogRecord, ack_processed, current_event_of, now_ms, output_sender, state_table, stream_app, write_local,
+)
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
@@ -54,9 +56,9 @@ def build_playbooks_app(
     changes_topic_name = settings.topics.segment_changes
     assert changes_topic_name is not None
     changes_topic = app.topic(changes_topic_name, **RAW)
-    policies = app.Table("policies", partitions=partitions, key_type=bytes, value_type=bytes)
+    policies = state_table(app, "policies", partitions)
     # partition -> the last segment-changes offset decided (see stream/worker/offsets.py)
-    progress = app.Table("progress", partitions=partitions, key_type=bytes, value_type=bytes)
+    progress = state_table(app, "progress", partitions)
     send_output = output_sender(app, changes_topic_name)
     exactly_once = settings.processing_guarantee == "exactly_once"
     changes_progress = SourceProgress()

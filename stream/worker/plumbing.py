@@ -16,9 +16,15 @@ import faust.streams as faust_streams
 from stream.clients import KafkaSettings
 from stream.worker.settings import state_dir
 
-# RocksDB options of every table partition (faust's RocksDBOptions keywords); faust's
-# defaults otherwise. See BENCHMARKS.md ("State at scale") for what they cost.
-ROCKSDB_OPTIONS: dict[str, Any] = {}
+# RocksDB options of every table partition (faust's RocksDBOptions keywords). faust's
+# defaults (a 2 GiB block cache and three 64 MiB write buffers per database, and the
+# worker opens four tables per partition) let memory grow past 1 GB at a million
+# customers; these keep it bounded. See BENCHMARKS.md ("State at scale").
+ROCKSDB_OPTIONS: dict[str, Any] = {
+    "write_buffer_size": 16 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 2**20,
+}
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
@@ -52,6 +58,12 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         # An agent holds a batch while its outputs are delivered.
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
     )
+
+
+def state_table(app: faust.App, name: str, partitions: int) -> Any:
+    """A faust table of raw bytes on RocksDB (with ROCKSDB_OPTIONS) and a changelog."""
+    # A fresh dict each time: faust's store pops keys out of the options it is given.
+    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS))
 
 
 def now_ms() -> int:
