@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
@@ -72,48 +73,53 @@ def main() -> None:
             observed: dict[str, int] = {}  # event id -> receipt time here (ms)
             total = int(args.rate * args.seconds)
             stop = threading.Event()
-            started = time.monotonic()
 
             isolation = "read_committed" if args.guarantee == "exactly_once" else "read_uncommitted"
-            consumer = KafkaConsumer(
-                ns.topics["segment_changes"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                enable_auto_commit=False, isolation_level=isolation, fetch_max_wait_ms=5,
-            )
 
-            def consume() -> None:
-                while not stop.is_set():
-                    for records in consumer.poll(timeout_ms=50).values():
-                        received = time.time_ns() // 1_000_000
-                        for record in records:
-                            change = orjson.loads(record.value)
-                            if change.get("kind") == "segment" and change["cause"].get("kind") == "event":
-                                event_id = change["cause"]["event_id"]
-                                produced.setdefault(event_id, record.timestamp)
-                                observed.setdefault(event_id, received)
+            def follow(topic: str, on_record: Callable[[Any, int], None]) -> threading.Thread:
+                """Read ``topic`` from its start until the run stops, in a thread of its own;
+                ``on_record(record, receipt time in ms)``."""
+                consumer = KafkaConsumer(
+                    topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                    enable_auto_commit=False, isolation_level=isolation, fetch_max_wait_ms=5,
+                )
 
-            reader = threading.Thread(target=consume, daemon=True)
-            reader.start()
+                def run() -> None:
+                    try:
+                        while not stop.is_set():
+                            for records in consumer.poll(timeout_ms=50).values():
+                                received = time.time_ns() // 1_000_000
+                                for record in records:
+                                    on_record(record, received)
+                    finally:
+                        consumer.close()
+
+                thread = threading.Thread(target=run, daemon=True)
+                thread.start()
+                return thread
+
+            def on_change(record: Any, received: int) -> None:
+                change = orjson.loads(record.value)
+                if change.get("kind") == "segment" and change["cause"].get("kind") == "event":
+                    event_id = change["cause"]["event_id"]
+                    produced.setdefault(event_id, record.timestamp)
+                    observed.setdefault(event_id, received)
+
+            readers = [follow(ns.topics["segment_changes"], on_change)]
             # Where the time goes: the intake forwards each event to the events topic
             # (its record's timestamp is when the worker produced it).
             forwarded: dict[str, int] = {}
-            events_consumer = KafkaConsumer(
-                ns.topics["events"], bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                enable_auto_commit=False, isolation_level=isolation, fetch_max_wait_ms=5,
-            )
 
-            def consume_events() -> None:
-                while not stop.is_set():
-                    for records in events_consumer.poll(timeout_ms=50).values():
-                        for record in records:
-                            decoded = decode_record(record.value)
-                            if not isinstance(decoded, int):
-                                forwarded.setdefault(decoded.event_id, record.timestamp)
+            def on_forwarded(record: Any, received: int) -> None:
+                decoded = decode_record(record.value)
+                if not isinstance(decoded, int):
+                    forwarded.setdefault(decoded.event_id, record.timestamp)
 
-            events_reader = threading.Thread(target=consume_events, daemon=True)
             if args.stages:
-                events_reader.start()
+                readers.append(follow(ns.topics["events"], on_forwarded))
             producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
             run = f"{int(time.time())}"
+            started = time.monotonic()
             for n in range(total):
                 ahead = n / args.rate - (time.monotonic() - started)
                 if ahead > 0:
@@ -129,11 +135,8 @@ def main() -> None:
             while len(produced) < total and time.monotonic() < deadline:
                 time.sleep(0.2)
             stop.set()
-            reader.join()
-            if args.stages:
-                events_reader.join()
-            consumer.close()
-            events_consumer.close()
+            for reader in readers:
+                reader.join()
             producer.close()
         finally:
             ns.close()

@@ -24,13 +24,13 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, committed_position
+from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, resume_offset
 from stream.worker.plumbing import (
     RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, output_sender, state_table, stream_app,
 )
 from stream.worker.probe import WorkerProbe
 from stream.worker.settings import WorkerSettings, web_token
-from stream.worker.tables import TableStore
+from stream.worker.tables import TableStore, stored_last_offset
 
 log = logging.getLogger("stream.worker")
 
@@ -62,9 +62,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     # What each agent has finished, per source partition; this alone decides the
     # commits (see stream/worker/offsets.py).
     intake_progress = SourceProgress()
-    events_progress = SourceProgress()
-    input_holes = HoleReader(kafka, read_committed=exactly_once)
-    event_holes = HoleReader(kafka, read_committed=exactly_once)
+    events_progress = SourceProgress(stored_last=lambda tp: stored_last_offset(clocks, tp.partition))
+    holes = HoleReader(kafka, read_committed=exactly_once)
     gate = BatchGate()
     input_names = set(topics.inputs())
     quiet_since: dict[Any, float] = {}
@@ -127,10 +126,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         async for event in stream.noack().events():
             tp = event.message.tp
             quiet_since[tp] = time.monotonic()
-            expected = intake_progress.expected(tp)
-            if expected is None:
-                expected = committed_position(app, tp)
-            records = await input_holes.complete(tp, expected, [event])
+            records = await holes.complete(tp, resume_offset(app, intake_progress, tp), [event])
             if not records:
                 ack_processed(app, [event])  # handled before this rebalance
                 continue
@@ -183,13 +179,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
-    def events_expected(tp: Any, store: TableStore) -> int:
-        expected = events_progress.expected(tp)
-        if expected is None:
-            stored = store.last_offset()
-            expected = stored + 1 if stored is not None else committed_position(app, tp)
-        return expected
-
     async def process_batch(batch: list[Any]) -> None:
         started = time.monotonic()
         tp = batch[-1].message.tp
@@ -199,7 +188,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             fixed = store.repair_timers(lambda state: next_due(state, rules))
             repaired_partitions.add(partition)
             log.warning("partition %d: timer index checked after an unclean stop, %d timers rewritten", partition, fixed)
-        records = await event_holes.complete(tp, events_expected(tp, store), batch)
+        records = await holes.complete(tp, resume_offset(app, events_progress, tp), batch)
         if not records:
             ack_processed(app, batch)  # all handled before this rebalance
             return
@@ -254,17 +243,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             events_progress.done(tp, offsets)
             ack_processed(app, batch)
 
-    def next_to_commit(tp: Any) -> int | None:
-        if tp.topic in input_names:
-            return intake_progress.next_to_commit(tp)
-        found = events_progress.next_to_commit(tp)
-        if found is None:
-            # Nothing taken since the last rebalance: the state recovered from the
-            # changelogs says how far this partition was processed (perhaps further
-            # than the last commit, by a worker that crashed before committing).
-            stored = TableStore(customers, timers, clocks, tp.partition).last_offset()
-            found = stored + 1 if stored is not None else None
-        return found
+    def progress_of(tp: Any) -> SourceProgress:
+        return intake_progress if tp.topic in input_names else events_progress
 
     if settings.clock == "wall":
 
@@ -297,13 +277,13 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
-        commit_from_progress(app, input_names | {topics.events}, next_to_commit, gate if exactly_once else None, before_rebalance=let_go_of_held_events)
+        commit_from_progress(
+            app, input_names | {topics.events}, lambda tp: progress_of(tp).next_to_commit(tp),
+            gate if exactly_once else None, before_rebalance=let_go_of_held_events,
+        )
         probe.started = True
 
-    probe.progress_of = lambda tp: {
-        **(intake_progress if tp.topic in input_names else events_progress).describe(tp),
-        "next_to_commit": next_to_commit(tp),
-    }
+    probe.progress_of = lambda tp: progress_of(tp).describe(tp)
 
     register_ops_endpoints(
         app, probe, customers_table=customers, sample_seconds=settings.sample_seconds,

@@ -39,15 +39,26 @@ HOLE_READ_STALL_SECONDS = 60.0
 
 class SourceProgress:
     """Per source partition: the next offset expected, and the offsets taken in but not
-    yet finished (their effects not yet delivered). Pure bookkeeping, no Kafka."""
+    yet finished (their effects not yet delivered). Pure bookkeeping, no Kafka.
 
-    def __init__(self) -> None:
+    ``stored_last(partition)``: for an agent that stores, with its state, the last offset
+    it processed. Right after a rebalance (nothing taken yet) that stored offset says how
+    far the partition was processed, perhaps further than the last commit (by a worker
+    that crashed before committing)."""
+
+    def __init__(self, stored_last: Callable[[Partition], int | None] | None = None) -> None:
         self._next: dict[Partition, int] = {}
         self._pending: dict[Partition, set[int]] = {}
+        self._stored_last = stored_last
 
     def expected(self, partition: Partition) -> int | None:
-        """The next offset to handle, or None when nothing was taken since the last reset."""
-        return self._next.get(partition)
+        """The next offset to handle, or None when nothing was taken since the last reset
+        and nothing is stored."""
+        found = self._next.get(partition)
+        if found is None and self._stored_last is not None:
+            stored = self._stored_last(partition)
+            found = stored + 1 if stored is not None else None
+        return found
 
     def take(self, partition: Partition, offsets: Iterable[int]) -> None:
         """Offsets taken in, in order; everything below the last one that was not taken
@@ -64,17 +75,17 @@ class SourceProgress:
 
     def next_to_commit(self, partition: Partition) -> int | None:
         """The offset to commit: the first one taken but not finished, else the next
-        expected. None when nothing was taken since the last reset."""
+        expected. None when nothing was taken since the last reset and nothing is stored."""
         pending = self._pending.get(partition)
         if pending:
             return min(pending)
-        return self._next.get(partition)
+        return self.expected(partition)
 
     def describe(self, partition: Partition) -> dict[str, int | None]:
         """For the ops endpoint /api/debug/offsets."""
         pending = self._pending.get(partition) or ()
         return {
-            "expected": self._next.get(partition), "next_to_commit": self.next_to_commit(partition),
+            "expected": self.expected(partition), "next_to_commit": self.next_to_commit(partition),
             "unfinished": len(pending), "first_unfinished": min(pending) if pending else None,
         }
 
@@ -169,10 +180,12 @@ class HoleReader:
         return records
 
 
-def committed_position(app: Any, tp: Any) -> int:
-    """Where faust's consumer started ``tp`` after the last rebalance (its committed
+def resume_offset(app: Any, progress: SourceProgress, tp: Any) -> int:
+    """The first offset of ``tp`` an agent has not handled: what ``progress`` expects,
+    else where faust's consumer started ``tp`` after the last rebalance (its committed
     offset; faust keeps 0 and "none committed" both as None)."""
-    return app.consumer._committed_offset.get(tp) or 0
+    expected = progress.expected(tp)
+    return expected if expected is not None else app.consumer._committed_offset.get(tp) or 0
 
 
 class BatchGate:

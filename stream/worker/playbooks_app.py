@@ -29,13 +29,14 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, commit_from_progress, committed_position
+from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, commit_from_progress, resume_offset
 from stream.worker.plumbing import (
     RAW, ChangelogRecord, ack_processed, current_event_of, now_ms, output_sender, state_table, stream_app, write_local,
 )
 from stream.worker.probe import app_ready, group_offsets
 from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
+from stream.worker.tables import offset_key, stored_last_offset
 
 log = logging.getLogger("stream.playbooks")
 
@@ -61,7 +62,8 @@ def build_playbooks_app(
     progress = state_table(app, "progress", partitions)
     send_output = output_sender(app, changes_topic_name)
     exactly_once = settings.processing_guarantee == "exactly_once"
-    changes_progress = SourceProgress()
+    # Decided before the last rebalance: the offset stored with the policy states.
+    changes_progress = SourceProgress(stored_last=lambda tp: stored_last_offset(progress, tp.partition))
     # The worker may write segment-changes in transactions whatever this app's guarantee.
     holes = HoleReader(kafka, read_committed=exactly_once)
     gate = BatchGate()
@@ -81,10 +83,6 @@ def build_playbooks_app(
                 async with gate.batch(batch[-1].message.partition):
                     await process_batch(batch)
 
-    def stored_offset(partition: int) -> int | None:
-        raw = progress.data.get(f"offset:{partition}".encode())
-        return int(raw) if raw is not None else None
-
     async def process_batch(batch: list[Any]) -> None:
         if feed is not None:
             await feed.loaded.wait()
@@ -93,11 +91,7 @@ def build_playbooks_app(
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}
         pending = []
-        expected = changes_progress.expected(tp)
-        if expected is None:
-            stored = stored_offset(partition)
-            expected = stored + 1 if stored is not None else committed_position(app, tp)
-        records = await holes.complete(tp, expected, batch)
+        records = await holes.complete(tp, resume_offset(app, changes_progress, tp), batch)
         if not records:
             ack_processed(app, batch)  # all decided before this rebalance
             return
@@ -136,19 +130,12 @@ def build_playbooks_app(
         for key, state in states.items():
             if state is not None:
                 write_local(policies, partition, key, state.to_bytes(), changelog)
-        write_local(progress, partition, f"offset:{partition}".encode(), str(offsets[-1]).encode(), changelog)
+        write_local(progress, partition, offset_key(partition), str(offsets[-1]).encode(), changelog)
         deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
         if deliveries:
             await asyncio.gather(*deliveries)
         changes_progress.done(tp, offsets)
         ack_processed(app, batch)
-
-    def next_to_commit(tp: Any) -> int | None:
-        found = changes_progress.next_to_commit(tp)
-        if found is None:
-            stored = stored_offset(tp.partition)  # decided before the last rebalance
-            found = stored + 1 if stored is not None else None
-        return found
 
     started = {"assigned": False}
 
@@ -158,7 +145,7 @@ def build_playbooks_app(
 
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
-        commit_from_progress(app, {changes_topic_name}, next_to_commit, gate if exactly_once else None)
+        commit_from_progress(app, {changes_topic_name}, changes_progress.next_to_commit, gate if exactly_once else None)
         started["assigned"] = True
 
     def snapshot() -> PlaybooksSnapshot:

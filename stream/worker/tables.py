@@ -68,6 +68,12 @@ def offset_key(partition: int) -> bytes:
     return f"offset:{partition}".encode()
 
 
+def stored_last_offset(clocks: Any, partition: int) -> int | None:
+    """The last offset of the source partition whose effects are in the stored state."""
+    raw = clocks.get(offset_key(partition))
+    return int(raw) if raw is not None else None
+
+
 def census_key(partition: int) -> bytes:
     return f"census:{partition}".encode()
 
@@ -220,11 +226,6 @@ class TableStore:
         return self._timers_table.data._db_for_partition(self.partition)
 
     # ---------------------------------------------------------- source offset
-
-    def last_offset(self) -> int | None:
-        """The last offset of the source partition whose effects are in this state."""
-        raw = self._clocks_table.get(offset_key(self.partition))
-        return int(raw) if raw is not None else None
 
     def set_last_offset(self, offset: int) -> None:
         self._last_offset = offset

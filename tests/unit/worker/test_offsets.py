@@ -41,6 +41,18 @@ def test_offsets_never_taken_count_as_finished() -> None:
     assert progress.next_to_commit(TP0) == 10
 
 
+def test_after_a_reset_the_stored_offset_says_where_to_go_on() -> None:
+    stored = {TP0: 41}
+    progress = SourceProgress(stored_last=stored.get)
+    # Processed further than committed by a worker that crashed: resume after it.
+    assert (progress.expected(TP0), progress.next_to_commit(TP0)) == (42, 42)
+    assert progress.expected(TP1) is None  # nothing stored
+    progress.take(TP0, [42, 43])
+    assert (progress.expected(TP0), progress.next_to_commit(TP0)) == (44, 42)
+    progress.reset()
+    assert progress.next_to_commit(TP0) == 42
+
+
 def test_partitions_are_independent_and_reset_forgets_all() -> None:
     progress = SourceProgress()
     progress.take(TP0, [1])
