@@ -26,11 +26,12 @@ from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, resume_offset
 from stream.worker.plumbing import (
-    RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, output_sender, state_table, stream_app,
+    RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, state_table, stream_app,
 )
 from stream.worker.probe import WorkerProbe
+from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import WorkerSettings, web_token
-from stream.worker.tables import TableStore, stored_last_offset
+from stream.worker.tables import TableStore, partition_of, stored_last_offset
 
 log = logging.getLogger("stream.worker")
 
@@ -108,31 +109,49 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     async def release_in_time_order() -> None:
         async with release_lock:
+            # One record batch per segments-events partition, in release order. Under
+            # exactly-once each goes in the transaction of its destination partition (as
+            # faust's topic.send would): one producer per destination keeps a customer's
+            # events in order whatever input topics they came from.
+            forwards: dict[int, tuple[OutputBatch, list[tuple[Any, SourceRecord]]]] = {}
             for decoded, tp, record in merger.release(input_partitions(), exhausted):
-                delivery = await events_topic.send(key=decoded.customer_id.encode(), value=encode_event(decoded))
+                partition = partition_of(decoded.customer_id, partitions)
+                if partition not in forwards:
+                    forwards[partition] = (OutputBatch(app, topics.events, partition), [])
+                output, sources = forwards[partition]
+                output.add(topics.events, decoded.customer_id.encode(), encode_event(decoded), partition=partition)
+                sources.append((tp, record))
+            for output, sources in forwards.values():
                 # Finished only once delivered (a finished offset may be committed), but
                 # without waiting for it here: the producer keeps the order.
-                delivery.add_done_callback(functools.partial(on_forwarded, tp, record))
+                delivery = await output.send()
+                delivery.add_done_callback(functools.partial(on_forwarded, sources))
 
-    def on_forwarded(tp: Any, record: SourceRecord, delivery: asyncio.Future) -> None:
-        if delivered_or_crash(app, delivery, f"{tp.topic}[{tp.partition}]@{record.offset} forwarded"):
-            finished(tp, [record])
+    def on_forwarded(sources: list[tuple[Any, SourceRecord]], delivery: asyncio.Future) -> None:
+        if delivered_or_crash(app, delivery, f"{topics.events}: forwarding {len(sources)} events"):
+            for tp, record in sources:
+                finished(tp, [record])
 
     @app.agent(inputs)
     async def intake(stream: faust.Stream) -> None:
         """Validate every input once; forward it keyed by customer in event-time order
         (see stream.processing.merge), or dead-letter it. Acks are manual: an event is
         acknowledged only once forwarded, so a crash re-reads what was still held."""
-        async for event in stream.noack().events():
-            tp = event.message.tp
-            quiet_since[tp] = time.monotonic()
-            records = await holes.complete(tp, resume_offset(app, intake_progress, tp), [event])
-            if not records:
-                ack_processed(app, [event])  # handled before this rebalance
-                continue
-            intake_progress.take(tp, [record.offset for record in records])
-            for record in records:
-                await take_input(tp, record)
+        async for batch in stream.noack().take_events(settings.batch_size, within=settings.batch_seconds):
+            by_partition: dict[Any, list[Any]] = {}
+            for event in batch:
+                by_partition.setdefault(event.message.tp, []).append(event)
+            for tp, events in by_partition.items():
+                quiet_since[tp] = time.monotonic()
+                records = await holes.complete(tp, resume_offset(app, intake_progress, tp), events)
+                taken = {record.offset for record in records}
+                # handled before this rebalance
+                ack_processed(app, [event for event in events if event.message.offset not in taken])
+                if not records:
+                    continue
+                intake_progress.take(tp, [record.offset for record in records])
+                for record in records:
+                    await take_input(tp, record)
             await release_in_time_order()
 
     async def take_input(tp: Any, record: SourceRecord) -> None:
@@ -175,7 +194,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                     await process_batch(batch)
 
     repaired_partitions: set[int] = set()
-    send_output = output_sender(app, topics.events)
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
@@ -206,31 +224,28 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 result.extend(processor.on_event(decoded))
         emitted_at = rfc3339_ms(now_ms())
         change_records = []
-        pending = []
+        outputs = OutputBatch(app, topics.events, partition)
         for change in result.changes:
             change_record = change.to_json_dict()
             change_record["emitted_at"] = emitted_at
             change_records.append(change_record)
-            pending.append(await send_output(partition, topics.segment_changes, change.customer_id.encode(), orjson.dumps(change_record)))
+            outputs.add(topics.segment_changes, change.customer_id.encode(), orjson.dumps(change_record))
             store.add_history(change.customer_id, [change_record])
         for customer_id, state in result.touched.items():
-            pending.append(await send_output(partition, topics.customer_profiles, customer_id.encode(), profile_record(state, rules)))
+            outputs.add(topics.customer_profiles, customer_id.encode(), profile_record(state, rules))
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
-        if pending:
-            await asyncio.gather(*pending)
+        await (await outputs.send())
         # The previous batch's state reaches the changelogs before this one's: a crash
         # must never leave this batch's state (and stored offset) without the previous.
         previous = changelog_in_flight.get(partition)
         if previous is not None:
             await previous
         store.set_last_offset(offsets[-1])
-        changelog_sends = [
-            await send_output(partition, topic, key, value, partition=partition)
-            for topic, key, value in store.flush()
-        ]
+        changelog = OutputBatch(app, topics.events, partition)
+        changelog.add_changelog(store.flush())
         # The next batch goes on while this one's state is on its way (local RocksDB
         # already has it); the offsets are finished, and may commit, once it is durable.
-        delivered = asyncio.ensure_future(asyncio.gather(*changelog_sends))
+        delivered = await changelog.send()
         changelog_in_flight[partition] = delivered
         delivered.add_done_callback(functools.partial(on_state_durable, tp, offsets, batch))
         telemetry.record_changes(change_records)

@@ -14,7 +14,6 @@ emits nothing) instead of losing one; under exactly-once all of it is one transa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Callable
 
@@ -31,9 +30,10 @@ from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
 from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, commit_from_progress, resume_offset
 from stream.worker.plumbing import (
-    RAW, ChangelogRecord, ack_processed, current_event_of, now_ms, output_sender, state_table, stream_app, write_local,
+    RAW, LocalWrites, ack_processed, current_event_of, now_ms, read_local, state_table, stream_app,
 )
 from stream.worker.probe import app_ready, group_offsets
+from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
 from stream.worker.tables import offset_key, stored_last_offset
@@ -60,7 +60,6 @@ def build_playbooks_app(
     policies = state_table(app, "policies", partitions)
     # partition -> the last segment-changes offset decided (see stream/worker/offsets.py)
     progress = state_table(app, "progress", partitions)
-    send_output = output_sender(app, changes_topic_name)
     exactly_once = settings.processing_guarantee == "exactly_once"
     # Decided before the last rebalance: the offset stored with the policy states.
     changes_progress = SourceProgress(stored_last=lambda tp: stored_last_offset(progress, tp.partition))
@@ -90,7 +89,7 @@ def build_playbooks_app(
         partition = tp.partition
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}
-        pending = []
+        actions = OutputBatch(app, changes_topic_name, partition)
         records = await holes.complete(tp, resume_offset(app, changes_progress, tp), batch)
         if not records:
             ack_processed(app, batch)  # all decided before this rebalance
@@ -107,7 +106,7 @@ def build_playbooks_app(
                 log.warning("not a segment-change record: %s[%d]@%d", changes_topic_name, partition, offset)
                 continue
             if key not in states:
-                raw = policies.data.get(key)
+                raw = read_local(policies, partition, key)
                 states[key] = PolicyState.from_bytes(raw) if raw is not None else None
             try:
                 records, state = decide(change, playbook, states[key], now_ms=now, suppressed=is_suppressed(change["customer_id"]))
@@ -121,19 +120,18 @@ def build_playbooks_app(
             emitted_at = rfc3339_ms(now_ms())
             for record in records:
                 record["emitted_at"] = emitted_at
-                pending.append(await send_output(partition, actions_topic, key, orjson.dumps(record)))
+                actions.add(actions_topic, key, orjson.dumps(record))
             telemetry.record_actions(records)
         # Actions first, state second: a crash in between repeats a decision, never loses one.
-        if pending:
-            await asyncio.gather(*pending)
-        changelog: list[ChangelogRecord] = []
+        await (await actions.send())
+        writes = LocalWrites(partition)
         for key, state in states.items():
             if state is not None:
-                write_local(policies, partition, key, state.to_bytes(), changelog)
-        write_local(progress, partition, offset_key(partition), str(offsets[-1]).encode(), changelog)
-        deliveries = [await send_output(partition, topic, k, v, partition=partition) for topic, k, v in changelog]
-        if deliveries:
-            await asyncio.gather(*deliveries)
+                writes.put(policies, key, state.to_bytes())
+        writes.put(progress, offset_key(partition), str(offsets[-1]).encode())
+        changelog = OutputBatch(app, changes_topic_name, partition)
+        changelog.add_changelog(writes.apply())
+        await (await changelog.send())
         changes_progress.done(tp, offsets)
         ack_processed(app, batch)
 

@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import faust
 import faust.streams as faust_streams
+import rocksdict
 
 from stream.clients import KafkaSettings
 from stream.worker.settings import state_dir
@@ -57,6 +58,10 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         value_serializer="raw",
         # An agent holds a batch while its outputs are delivered.
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+        # The agents hand the producer whole record batches (stream/worker/record_batches.py);
+        # faust's 16 KiB would split one agent batch's changes into dozens. Well under
+        # the broker's default 1 MB message.max.bytes.
+        producer_max_batch_size=256 * 1024,
     )
 
 
@@ -121,22 +126,46 @@ def output_sender(app: faust.App, source_topic: str) -> SendOutput:
     return send
 
 
-def write_local(table: Any, partition: int, key: bytes, value: bytes | None, records: list[ChangelogRecord]) -> None:
-    """Write one partition of ``table``'s local store and queue the changelog record for
-    the agent to send.
+def read_local(table: Any, partition: int, key: bytes) -> bytes | None:
+    """Read one partition of ``table``'s local store directly: faust's ``table.get``
+    goes through its mapping layers, sensors and a partition lookup per key."""
+    return table.data._db_for_partition(partition).get(key)
+
+
+class LocalWrites:
+    """Writes to one partition of tables' local stores, applied together (one RocksDB
+    write batch per table), and the changelog records for the agent to send.
 
     The agent sends changelog records itself, like its outputs, and waits for the
     broker's acknowledgement before a batch's offsets can commit: a source offset must
     never be committed while the state it produced is only in a send buffer. (faust's
     ``table[key] = value`` queues the record in its own producer buffer and drops the
-    future.) The write goes straight to the partition's RocksDB: faust's own path looks
+    future.) The writes go straight to the partition's RocksDB: faust's own path looks
     the partition up per key, and deletes a key in every partition it cannot place."""
-    records.append((table.changelog_topic.get_topic_name(), key, value))
-    db = table.data._db_for_partition(partition)
-    if value is None:
-        db.delete(key)
-    else:
-        db.put(key, value)
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self._writes: dict[int, tuple[Any, list[tuple[bytes, bytes | None]]]] = {}  # id(table) ->
+
+    def put(self, table: Any, key: bytes, value: bytes | None) -> None:
+        """``value`` None deletes ``key``."""
+        self._writes.setdefault(id(table), (table, []))[1].append((key, value))
+
+    def apply(self) -> list[ChangelogRecord]:
+        """Write everything queued to the local stores; return the changelog records."""
+        records: list[ChangelogRecord] = []
+        for table, writes in self._writes.values():
+            topic = table.changelog_topic.get_topic_name()
+            batch = rocksdict.WriteBatch(raw_mode=True)  # faust opens its stores in raw mode
+            for key, value in writes:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+                records.append((topic, key, value))
+            table.data._db_for_partition(self.partition).write(batch)
+        self._writes.clear()
+        return records
 
 
 def ack_processed(app: faust.App, events: list[Any]) -> None:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.ops.snapshot import PartitionOffsets, WorkerSnapshot
 from stream.ops.telemetry import WorkerTelemetry
 from stream.processing.census import Census
 from stream.rules import Rules
-from stream.worker.tables import census_key, clock_key, partition_of
+from stream.worker.tables import census_key, clock_key, history_of, partition_of
 
 
 def group_offsets(app: Any, topics: set[str]) -> list[PartitionOffsets]:
@@ -101,7 +99,7 @@ class WorkerProbe:
             return None
         state = CustomerState.from_bytes(raw)
         raw_history = self.history.get(key)
-        history = orjson.loads(raw_history) if raw_history is not None else []
+        history = history_of(raw_history)
         # As of the partition clock, like `segments profile` and `segments snapshot`.
         raw_clock = self.clocks.get(clock_key(partition_of(customer_id, self.partitions)))
         now = max(int(raw_clock) if raw_clock is not None else 0, state.evaluated_at or 0)

@@ -8,7 +8,7 @@ Three tables, each on RocksDB with a Kafka changelog:
   exactly the customers that are due, never all of them;
 - ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms), and
   ``census:<partition>`` -> the partition's census (stream/processing/census.py);
-- ``history``: customer id -> the customer's latest changes (JSON list, newest last),
+- ``history``: customer id -> the customer's latest changes (JSON lines, newest last),
   for the dashboard's customer lookup.
 
 Writes are buffered and flushed by the agent only after the batch's outputs are
@@ -27,7 +27,7 @@ from kafka.partitioner.default import murmur2
 
 from stream.core.state import CustomerState
 from stream.processing.census import Census, Standing, standing_of
-from stream.worker.plumbing import ChangelogRecord, write_local
+from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
 
 _DUE = struct.Struct(">q")
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
@@ -44,6 +44,11 @@ _HISTORY_FIELDS = ("change_id", "kind", "from", "to", "tag", "entered", "at", "c
 def history_entry(change_record: dict[str, Any]) -> dict[str, Any]:
     """The part of a segment-change record kept in the customer's history."""
     return {field: change_record[field] for field in _HISTORY_FIELDS if field in change_record}
+
+
+def history_of(raw: bytes | None) -> list[dict[str, Any]]:
+    """A stored history value as its entries, oldest first."""
+    return [orjson.loads(line) for line in raw.split(b"\n")] if raw else []
 
 
 def timer_key(due: int, customer_id: str) -> bytes:
@@ -116,7 +121,7 @@ class TableStore:
     def load(self, customer_id: str) -> CustomerState | None:
         state = self._states.get(customer_id)
         if state is None:
-            raw = self._customers_table.get(customer_id.encode())
+            raw = read_local(self._customers_table, self.partition, customer_id.encode())
             if raw is None:
                 self._before[customer_id] = None
                 return None
@@ -235,7 +240,7 @@ class TableStore:
     def census(self) -> Census:
         """The partition's census as stored, counted from the states if there is none."""
         if self._census is None:
-            raw = self._clocks_table.get(census_key(self.partition))
+            raw = read_local(self._clocks_table, self.partition, census_key(self.partition))
             self._census = Census.from_bytes(raw) if raw is not None else self._recount()
         return self._census
 
@@ -248,19 +253,20 @@ class TableStore:
     # --------------------------------------------------------------- history
 
     def add_history(self, customer_id: str, records: list[Any]) -> None:
-        """Append change records (JSON-ready dicts) to the customer's history."""
+        """Append change records (JSON-ready dicts) to the customer's history. Entries
+        are stored as JSON lines, so appending never decodes the older ones."""
         pending = self._history_writes.get(customer_id)
         if pending is None:
-            raw = self._history_table.get(customer_id.encode())
-            pending = self._history_writes[customer_id] = orjson.loads(raw) if raw is not None else []
-        pending.extend(history_entry(record) for record in records)
+            raw = read_local(self._history_table, self.partition, customer_id.encode())
+            pending = self._history_writes[customer_id] = raw.split(b"\n") if raw else []
+        pending.extend(orjson.dumps(history_entry(record)) for record in records)
         del pending[:-HISTORY_LIMIT]
 
     # ----------------------------------------------------------------- clock
 
     def clock(self) -> int | None:
         if not self._clock_loaded:
-            raw = self._clocks_table.get(clock_key(self.partition))
+            raw = read_local(self._clocks_table, self.partition, clock_key(self.partition))
             self._clock = self._persisted_clock = int(raw) if raw is not None else None
             self._clock_loaded = True
         return self._clock
@@ -277,14 +283,8 @@ class TableStore:
         for the agent to send (see ``plumbing.write_local`` for why the agent sends them).
         They go to this partition of each changelog topic.
         """
-        records: list[ChangelogRecord] = []
-
-        def put(table: Any, key: bytes, value: bytes) -> None:
-            write_local(table, self.partition, key, value, records)
-
-        def delete(table: Any, key: bytes) -> None:
-            write_local(table, self.partition, key, None, records)
-
+        writes = LocalWrites(self.partition)
+        put = writes.put
         census_changed = bool(self._dirty or self._timer_writes) or self._census is not None
         census = self.census() if census_changed else None
         for customer_id in self._dirty:
@@ -300,7 +300,7 @@ class TableStore:
             if write is _DELETED:
                 if timers_db.get(key) is not None:
                     census.timers -= 1
-                delete(self._timers_table, key)
+                put(self._timers_table, key, None)
             else:
                 if timers_db.get(key) is None:
                     census.timers += 1
@@ -313,11 +313,11 @@ class TableStore:
             put(self._clocks_table, offset_key(self.partition), str(self._last_offset).encode())
             self._last_offset = None
         for customer_id, history in self._history_writes.items():
-            put(self._history_table, customer_id.encode(), orjson.dumps(history))
+            put(self._history_table, customer_id.encode(), b"\n".join(history))
         self._dirty.clear()
         self._timer_writes.clear()
         self._timer_puts.clear()
         self._persisted_cursor = _UNSCANNED
         self._history_writes.clear()
         self._clock_dirty = False
-        return records
+        return writes.apply()
