@@ -88,28 +88,6 @@ async def publish(bootstrap: str, topic: str, events: list[dict]) -> None:
         await producer.stop()
 
 
-async def last_timestamp(bootstrap: str, topic: str) -> tuple[int, int]:
-    """(records on ``topic``, the latest record timestamp in epoch ms)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    partitions = [TopicPartition(topic, p) for p in partitions_of(kafka, topic)]
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.aiokafka_kwargs())
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        count, latest = 0, 0
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
-                count += len(records)
-                latest = max([latest, *(record.timestamp for record in records)])
-        return count, latest
-    finally:
-        await consumer.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=2000)
@@ -138,7 +116,10 @@ def main() -> None:
             for topics in (inputs, [ns.topics["events"]]):
                 if not wait_until_consumed(kafka, ns.prefix, end_offsets(kafka, topics), timeout=3600):
                     raise SystemExit(f"the worker did not catch up:\n{ns.log_tail()}")
-            changes, last_change_ms = asyncio.run(last_timestamp(bootstrap, ns.topics["segment_changes"]))
+            change_records = ns.read_topic("segment_changes")
+            if not change_records:
+                raise SystemExit("no segment changes on the topic")
+            changes, last_change_ms = len(change_records), max(record.timestamp for record in change_records)
             stream_seconds = last_change_ms / 1000 - published_at
             ns.close()
             raw_seconds = asyncio.run(raw_consume(bootstrap, inputs, len(events)))

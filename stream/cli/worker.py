@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 from pathlib import Path
@@ -51,6 +52,10 @@ def run_until_stopped(app, state: Path, loglevel: str) -> None:
     cleanly (see recover_after_unclean_stop)."""
     import faust
 
+    # Everything imported and built so far lives as long as the process: keep it out of
+    # the cyclic collector's full passes, which walked all of it (60-90 ms pauses, the
+    # worst latency spikes). See BENCHMARKS.md.
+    gc.freeze()
     clean = False
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

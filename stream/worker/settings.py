@@ -58,7 +58,7 @@ class WorkerSettings(BaseModel):
     # A batch waits up to batch_seconds to fill: it is a floor on latency, and longer
     # waits measured no faster (BENCHMARKS.md, latency).
     batch_size: int = Field(500, ge=1)
-    batch_seconds: float = Field(0.02, gt=0)
+    batch_seconds: float = Field(0.01, gt=0)
     # How long the group waits for a silent member before giving its partitions to the
     # others: after a crash, the partitions wait this long (Kafka's default, 45 s).
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
