@@ -11,7 +11,9 @@ timestamp of the last segment change, which the worker's producer sets: the work
 processing, without the polling of committed offsets that `replay --wait` adds.
 
 Then a raw aiokafka consumer reads the same input topic from the start and only decodes
-the events (JSON + schema validation, the worker's intake decoder), and `segments batch`
+the events (JSON + schema validation, the worker's intake decoder), a faust agent that
+does nothing takes them in batches (faust's own floor, bench/faust_floor_app.py), and
+`segments batch`
 computes the same results from the file, until the last event's instant. Prints the
 times and their ratios.
 
@@ -88,6 +90,15 @@ async def publish(bootstrap: str, topic: str, events: list[dict]) -> None:
         await producer.stop()
 
 
+def faust_floor(bootstrap: str, topic: str, expected: int) -> float:
+    """Seconds a faust agent that only takes the events in batches needs for them."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "faust_floor_app.py"), topic, str(expected), bootstrap],
+        capture_output=True, text=True, timeout=600, check=True,
+    )
+    return float(completed.stdout.split("floor ")[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=2000)
@@ -123,6 +134,7 @@ def main() -> None:
             stream_seconds = last_change_ms / 1000 - published_at
             ns.close()
             raw_seconds = asyncio.run(raw_consume(bootstrap, inputs, len(events)))
+            floor_seconds = faust_floor(bootstrap, ns.topics["orders"], len(events))
         finally:
             ns.close()
         started = time.monotonic()
@@ -135,9 +147,11 @@ def main() -> None:
     print(f"publish (aiokafka):             {publish_seconds:7.1f} s  {len(events) / publish_seconds:8.0f} events/s")
     print(f"stream (publish to last change): {stream_seconds:6.1f} s  {len(events) / stream_seconds:8.0f} events/s")
     print(f"raw consumer (read + decode):   {raw_seconds:7.1f} s  {len(events) / raw_seconds:8.0f} events/s")
+    print(f"faust agent doing nothing:      {floor_seconds:7.1f} s  {len(events) / floor_seconds:8.0f} events/s")
     print(f"batch (--until the last event): {batch_seconds:7.1f} s  {len(events) / batch_seconds:8.0f} events/s")
     print(f"stream / batch time ratio: {stream_seconds / batch_seconds:.1f}")
     print(f"stream rate / raw consumer rate: {raw_seconds / stream_seconds:.1%}")
+    print(f"faust floor rate / raw consumer rate: {raw_seconds / floor_seconds:.1%}")
 
 
 if __name__ == "__main__":

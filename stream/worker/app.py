@@ -24,7 +24,10 @@ from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
-from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress, resume_offset
+from stream.worker.offsets import (
+    TRAILING_MARKERS_SECONDS, BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress,
+    end_offsets, expect_past_trailing_markers, resume_offset,
+)
 from stream.worker.plumbing import (
     RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, state_table, stream_app,
 )
@@ -96,11 +99,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         quiet = [tp for tp in input_partitions() if now - quiet_since.get(tp, 0.0) >= settings.input_quiet_seconds]
         if not quiet:
             return
-        # faust exposes no fresh end-offset query for source partitions; ask its
-        # consumer thread's aiokafka consumer directly.
-        thread = app.consumer._thread
-        ends = await thread.call_thread(thread._ensure_consumer().end_offsets, quiet)
-        for tp, end in ends.items():
+        for tp, end in (await end_offsets(app, quiet)).items():
             confirmed_end[tp] = (now, end)
 
     # The agent and the release timer both release; one at a time, or their sends could
@@ -184,6 +183,13 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         if len(merger):
             await confirm_ends()
             await release_in_time_order()
+
+    @app.timer(TRAILING_MARKERS_SECONDS)
+    async def commit_past_trailing_markers() -> None:
+        assigned = app.consumer.assignment()
+        for progress, names in ((intake_progress, input_names), (events_progress, {topics.events})):
+            partitions = [tp for tp in assigned if tp.topic in names]
+            await expect_past_trailing_markers(app, progress, kafka, partitions, read_committed=exactly_once)
 
     @app.agent(events_topic, isolated_partitions=True)
     async def customer_agent(stream: faust.Stream) -> None:

@@ -35,6 +35,8 @@ log = logging.getLogger("stream.worker.offsets")
 Partition = Hashable
 # Seconds a hole read may go without progress before the worker gives up loudly.
 HOLE_READ_STALL_SECONDS = 60.0
+# How often idle partitions are checked for a tail of transaction markers.
+TRAILING_MARKERS_SECONDS = 2.0
 
 
 class SourceProgress:
@@ -72,6 +74,17 @@ class SourceProgress:
         pending = self._pending.get(partition)
         if pending is not None:
             pending.difference_update(offsets)
+
+    def unfinished(self, partition: Partition) -> int:
+        return len(self._pending.get(partition) or ())
+
+    def skip_to(self, partition: Partition, seen_expected: int, offset: int) -> bool:
+        """Expect ``offset`` next, if nothing moved since ``seen_expected`` was read and
+        nothing is unfinished (the caller found no records in between). True if done."""
+        if self.expected(partition) != seen_expected or self.unfinished(partition) or offset <= seen_expected:
+            return False
+        self._next[partition] = offset
+        return True
 
     def next_to_commit(self, partition: Partition) -> int | None:
         """The offset to commit: the first one taken but not finished, else the next
@@ -115,10 +128,12 @@ class SourceRecord:
 
 
 async def read_range(
-    kafka: KafkaSettings, topic: str, partition: int, start: int, end: int, *, read_committed: bool
+    kafka: KafkaSettings, topic: str, partition: int, start: int, end: int, *, read_committed: bool,
+    first_only: bool = False,
 ) -> list[SourceRecord]:
     """The records of one partition in ``[start, end)``, read with a consumer of our own.
-    Offsets with no record (transaction markers, aborted records) are simply absent."""
+    Offsets with no record (transaction markers, aborted records) are simply absent.
+    ``first_only``: stop at the first record found."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
@@ -141,6 +156,8 @@ async def read_range(
                     SourceRecord(r.offset, r.key, r.value, r.timestamp)
                     for r in batch if start <= r.offset < end
                 )
+            if first_only and records:
+                return records[:1]
             now_position = await consumer.position(tp)
             if now_position != position:
                 position, moved_at = now_position, loop.time()
@@ -178,6 +195,42 @@ class HoleReader:
             records.append(SourceRecord.of(event))
             expected = offset + 1
         return records
+
+
+async def end_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
+    """The broker's end offsets of source partitions, fresh (the stable end under
+    read_committed). faust exposes no such query; ask its consumer thread's aiokafka
+    consumer."""
+    if not partitions:
+        return {}
+    thread = app.consumer._thread
+    return await thread.call_thread(thread._ensure_consumer().end_offsets, partitions)
+
+
+async def expect_past_trailing_markers(
+    app: Any, progress: SourceProgress, kafka: KafkaSettings, partitions: list[Any], *, read_committed: bool
+) -> None:
+    """Move the expected offset of idle partitions past a tail with no records.
+
+    A partition whose last offsets are transaction markers or aborted records delivers
+    nothing past them, so the expected offset, and the commit, would stay short of the
+    end for good: `segments replay --wait` would never see the worker finish, and
+    `segments lag` would show a lag of one marker."""
+    idle = [tp for tp in partitions if not progress.unfinished(tp) and progress.expected(tp) is not None]
+    await skip_records_free_tails(progress, kafka, await end_offsets(app, idle), read_committed=read_committed)
+
+
+async def skip_records_free_tails(
+    progress: SourceProgress, kafka: KafkaSettings, ends: dict[Any, int], *, read_committed: bool
+) -> None:
+    """For each partition in ``ends`` whose expected offset is below its end: read what
+    is in between, and if there is no record, expect the end."""
+    for tp, end in ends.items():
+        expected = progress.expected(tp)
+        if expected is None or end <= expected or progress.unfinished(tp):
+            continue
+        if not await read_range(kafka, tp.topic, tp.partition, expected, end, read_committed=read_committed, first_only=True):
+            progress.skip_to(tp, expected, end)
 
 
 def resume_offset(app: Any, progress: SourceProgress, tp: Any) -> int:

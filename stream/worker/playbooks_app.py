@@ -28,7 +28,10 @@ from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
-from stream.worker.offsets import BatchGate, HoleReader, SourceProgress, commit_from_progress, resume_offset
+from stream.worker.offsets import (
+    TRAILING_MARKERS_SECONDS, BatchGate, HoleReader, SourceProgress, commit_from_progress, expect_past_trailing_markers,
+    resume_offset,
+)
 from stream.worker.plumbing import (
     RAW, LocalWrites, ack_processed, current_event_of, now_ms, read_local, state_table, stream_app,
 )
@@ -74,6 +77,11 @@ def build_playbooks_app(
         is_suppressed: Callable[[str], bool] = feed.__contains__
     else:
         is_suppressed = suppressed.__contains__
+
+    @app.timer(TRAILING_MARKERS_SECONDS)
+    async def commit_past_trailing_markers() -> None:
+        partitions = [tp for tp in app.consumer.assignment() if tp.topic == changes_topic_name]
+        await expect_past_trailing_markers(app, changes_progress, kafka, partitions, read_committed=exactly_once)
 
     @app.agent(changes_topic, isolated_partitions=True)
     async def playbook_agent(stream: faust.Stream) -> None:

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from stream.clients import KafkaSettings
 from stream.clients.topics import TopicSpec, ensure_topics
-from stream.worker.offsets import HoleReader, read_range
+from stream.worker.offsets import HoleReader, SourceProgress, read_range, skip_records_free_tails
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +84,26 @@ def test_markers_and_aborted_records_are_no_records(kafka_bootstrap: str, unique
     reader = HoleReader(kafka, read_committed=True)
     records = asyncio.run(reader.complete(TopicPartition(topic, 0), 2, [delivered(8, b"d")]))
     assert [(r.offset, r.value) for r in records] == [(6, b"c"), (8, b"d")]
+
+
+def test_a_tail_of_markers_is_skipped_and_a_tail_with_records_is_not(kafka_bootstrap: str, unique_name) -> None:
+    # A partition ending in a commit marker delivers nothing past it: without the skip,
+    # its commit would stay one short of the end for good.
+    topic = unique_name("tail")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    ensure_topics(kafka, [TopicSpec(topic, 1, 1)])
+    # offsets: 0 a, 1 b, 2 marker | 3 x, 4 abort marker
+    asyncio.run(produce(kafka, topic, [([b"a", b"b"], "commit"), ([b"x"], "abort")]))
+    tp = TopicPartition(topic, 0)
+    progress = SourceProgress()
+    progress.take(tp, [0, 1])
+    asyncio.run(skip_records_free_tails(progress, kafka, {tp: 5}, read_committed=True))
+    assert (progress.expected(tp), progress.next_to_commit(tp)) == (2, 0)  # 0 and 1 unfinished: nothing moves
+    progress.done(tp, [0, 1])
+    asyncio.run(skip_records_free_tails(progress, kafka, {tp: 5}, read_committed=True))
+    assert progress.next_to_commit(tp) == 5
+
+    # A record after the expected offset (delivered to the agent later) is no tail to skip.
+    asyncio.run(produce(kafka, topic, [([b"c"], None)]))
+    asyncio.run(skip_records_free_tails(progress, kafka, {tp: 6}, read_committed=True))
+    assert progress.next_to_commit(tp) == 5

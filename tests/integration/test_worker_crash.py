@@ -46,7 +46,12 @@ def test_sigkill_mid_replay_loses_no_change(kafka_bootstrap: str, unique_name, t
         assert ns.stop_worker(signal.SIGKILL) == -signal.SIGKILL
 
         ns.start_worker()
-        ns.cli("replay", str(second_part), "--until", "1998-07-01", "--wait", "--timeout", "240")
+        # --wait alone must return too: under exactly-once the worker's forwarding leaves
+        # transaction markers at the end of segments-events, past which nothing arrives.
+        ns.cli("replay", str(second_part), "--wait", "--timeout", "240")
+        empty = tmp_path / "empty.jsonl"
+        empty.write_bytes(b"")
+        ns.cli("replay", str(empty), "--until", "1998-07-01", "--wait", "--timeout", "240")
         assert "rebuilding local state from the changelogs" in ns.worker_log.read_text()
 
         snapshot = tmp_path / "snapshot.jsonl"

@@ -41,6 +41,17 @@ def test_offsets_never_taken_count_as_finished() -> None:
     assert progress.next_to_commit(TP0) == 10
 
 
+def test_skipping_a_records_free_tail_only_when_nothing_moved_or_is_unfinished() -> None:
+    progress = SourceProgress()
+    progress.take(TP0, [5, 6])
+    assert not progress.skip_to(TP0, 7, 9)  # 5 and 6 are unfinished
+    progress.done(TP0, [5, 6])
+    assert not progress.skip_to(TP0, 6, 9)  # the expected offset is 7, not 6: it moved
+    assert not progress.skip_to(TP0, 7, 7)  # not past it
+    assert progress.skip_to(TP0, 7, 9)
+    assert (progress.expected(TP0), progress.next_to_commit(TP0)) == (9, 9)
+
+
 def test_after_a_reset_the_stored_offset_says_where_to_go_on() -> None:
     stored = {TP0: 41}
     progress = SourceProgress(stored_last=stored.get)
