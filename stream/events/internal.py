@@ -8,8 +8,6 @@ ticks, one per partition, so ticks are ordered with the events they follow.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import orjson
 
 from stream.core.events import CartEvent, EmailOpenEvent, Event, OrderEvent
@@ -19,7 +17,9 @@ TICK_KEY = b"\x00tick"
 
 
 def encode_event(event: Event) -> bytes:
-    return orjson.dumps(asdict(event))
+    # orjson encodes dataclasses itself, the same fields as dataclasses.asdict at a
+    # tenth of the cost.
+    return orjson.dumps(event)
 
 
 def encode_tick(now_ms: int) -> bytes:
