@@ -8,7 +8,8 @@ changelog records. aiokafka's ``create_batch``/``send_batch`` append a record fo
 microseconds and give one future per record batch.
 
 Records keep their order per topic partition: records of one ``OutputBatch`` are
-appended in the order added, and aiokafka queues successive batches of a topic
+appended in the order added (for a topic that gets both, records placed on a partition
+go before the ones placed by key), and aiokafka queues successive batches of a topic
 partition in order.
 """
 
@@ -24,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from stream.worker.plumbing import ChangelogRecord
 
 _partition_for_key = DefaultPartitioner()
+KeyValue = tuple[bytes | None, bytes | None]
 
 
 class OutputBatch:
@@ -41,7 +43,7 @@ class OutputBatch:
         self._source_topic = source_topic
         self._source_partition = source_partition
         # topic -> partition (None: by key, decided at send) -> [(key, value)]
-        self._records: dict[str, dict[int | None, list[tuple[bytes | None, bytes | None]]]] = {}
+        self._records: dict[str, dict[int | None, list[KeyValue]]] = {}
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         """Queue a record; ``partition`` None: Kafka's default partitioner on ``key``
@@ -85,10 +87,10 @@ class OutputBatch:
 
     @staticmethod
     async def _placed(
-        producer: Any, topic: str, by_partition: dict[int | None, list[tuple[bytes | None, bytes | None]]]
-    ) -> dict[int, list[tuple[bytes | None, bytes | None]]]:
+        producer: Any, topic: str, by_partition: dict[int | None, list[KeyValue]]
+    ) -> dict[int, list[KeyValue]]:
         keyed = by_partition.pop(None, None)
-        placed: dict[int, list[tuple[bytes | None, bytes | None]]] = dict(by_partition)  # type: ignore[arg-type]
+        placed: dict[int, list[KeyValue]] = dict(by_partition)  # type: ignore[arg-type]
         if keyed:
             all_partitions = sorted(await producer.partitions_for(topic))
             for key, value in keyed:
@@ -97,7 +99,7 @@ class OutputBatch:
         return placed
 
 
-async def _send_records(producer: Any, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None]]) -> list[asyncio.Future]:
+async def _send_records(producer: Any, topic: str, partition: int, records: list[KeyValue]) -> list[asyncio.Future]:
     """Append ``records`` to as many record batches as their size needs (the producer's
     ``max_batch_size`` each; a larger record gets a batch of its own) and queue them in
     order."""
