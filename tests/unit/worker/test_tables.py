@@ -11,6 +11,7 @@ import pytest
 from stream.core.events import CartEvent, OrderEvent
 from stream.processing import MemoryStore, PartitionProcessor
 from stream.rules import DEFAULT_RULES_PATH, load_rules
+from stream.worker.tables import HISTORY_LIMIT, history_entry, history_of
 from tests.support.rocksdb_tables import RocksTables
 
 DAY = 86_400_000
@@ -84,5 +85,26 @@ def test_due_returns_persisted_and_new_timers_in_order_up_to_the_limit(tmp_path:
         store.reschedule("a", 10, None)
         store.reschedule("d", 20, None)
         assert store.due(100, 10) == [(40, "e"), (45, "b"), (50, "c")]
+    finally:
+        tables.close()
+
+
+def test_history_keeps_the_latest_entries_across_batches(tmp_path: Path) -> None:
+    tables = RocksTables(tmp_path, 1)
+    try:
+        changes = [
+            {"change_id": f"ch{n}", "kind": "segment", "from": None, "to": "New Customers", "at": "t", "cause": f"e{n}",
+             "customer_id": "c1", "metrics": {"frequency": n}, "emitted_at": "later"}
+            for n in range(HISTORY_LIMIT + 7)
+        ]
+        for start in range(0, len(changes), 5):  # batches of 5, each a fresh store as in the worker
+            store = tables.store(0)
+            store.add_history("c1", changes[start:start + 5])
+            records = store.flush()
+            assert [key for _, key, _ in records] == [b"c1"]  # one history record, nothing else changed
+        stored = history_of(tables.db("history", 0).get(b"c1"))
+        assert stored == [history_entry(change) for change in changes[-HISTORY_LIMIT:]]
+        assert "metrics" not in stored[0] and "emitted_at" not in stored[0]
+        assert history_of(None) == []
     finally:
         tables.close()
