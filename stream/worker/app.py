@@ -26,7 +26,7 @@ from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.offsets import (
     TRAILING_MARKERS_SECONDS, BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress,
-    end_offsets, expect_past_trailing_markers, resume_offset,
+    expect_past_trailing_markers, source_end_offsets, take_unhandled,
 )
 from stream.worker.plumbing import (
     RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, state_table, stream_app,
@@ -99,7 +99,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         quiet = [tp for tp in input_partitions() if now - quiet_since.get(tp, 0.0) >= settings.input_quiet_seconds]
         if not quiet:
             return
-        for tp, end in (await end_offsets(app, quiet)).items():
+        for tp, end in (await source_end_offsets(app, quiet)).items():
             confirmed_end[tp] = (now, end)
 
     # The agent and the release timer both release; one at a time, or their sends could
@@ -142,14 +142,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 by_partition.setdefault(event.message.tp, []).append(event)
             for tp, events in by_partition.items():
                 quiet_since[tp] = time.monotonic()
-                records = await holes.complete(tp, resume_offset(app, intake_progress, tp), events)
-                taken = {record.offset for record in records}
-                # handled before this rebalance
-                ack_processed(app, [event for event in events if event.message.offset not in taken])
-                if not records:
-                    continue
-                intake_progress.take(tp, [record.offset for record in records])
-                for record in records:
+                for record in await take_unhandled(app, holes, intake_progress, tp, events):
                     await take_input(tp, record)
             await release_in_time_order()
 
@@ -212,12 +205,10 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             fixed = store.repair_timers(lambda state: next_due(state, rules))
             repaired_partitions.add(partition)
             log.warning("partition %d: timer index checked after an unclean stop, %d timers rewritten", partition, fixed)
-        records = await holes.complete(tp, resume_offset(app, events_progress, tp), batch)
+        records = await take_unhandled(app, holes, events_progress, tp, batch)
         if not records:
-            ack_processed(app, batch)  # all handled before this rebalance
             return
         offsets = [record.offset for record in records]
-        events_progress.take(tp, offsets)
         processor = PartitionProcessor(rules, store)
         result = StepResult()
         ticks = 0

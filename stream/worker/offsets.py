@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Hashable, Iterable
 
 from stream.clients import KafkaSettings
+from stream.worker.plumbing import ack_processed
 
 log = logging.getLogger("stream.worker.offsets")
 
@@ -197,7 +198,22 @@ class HoleReader:
         return records
 
 
-async def end_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
+async def take_unhandled(
+    app: Any, holes: HoleReader, progress: SourceProgress, tp: Any, events: list[Any]
+) -> list[SourceRecord]:
+    """The records an agent has to handle for ``events`` (faust events of partition
+    ``tp``, in offset order), their offsets taken in ``progress``: the ones faust lost
+    are read from the broker, and the ones handled before this rebalance are skipped
+    and acknowledged at once."""
+    records = await holes.complete(tp, resume_offset(app, progress, tp), events)
+    taken = {record.offset for record in records}
+    ack_processed(app, [event for event in events if event.message.offset not in taken])
+    if records:
+        progress.take(tp, [record.offset for record in records])
+    return records
+
+
+async def source_end_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
     """The broker's end offsets of source partitions, fresh (the stable end under
     read_committed). faust exposes no such query; ask its consumer thread's aiokafka
     consumer."""
@@ -217,7 +233,7 @@ async def expect_past_trailing_markers(
     end for good: `segments replay --wait` would never see the worker finish, and
     `segments lag` would show a lag of one marker."""
     idle = [tp for tp in partitions if not progress.unfinished(tp) and progress.expected(tp) is not None]
-    await skip_records_free_tails(progress, kafka, await end_offsets(app, idle), read_committed=read_committed)
+    await skip_records_free_tails(progress, kafka, await source_end_offsets(app, idle), read_committed=read_committed)
 
 
 async def skip_records_free_tails(

@@ -30,7 +30,7 @@ from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
 from stream.worker.offsets import (
     TRAILING_MARKERS_SECONDS, BatchGate, HoleReader, SourceProgress, commit_from_progress, expect_past_trailing_markers,
-    resume_offset,
+    take_unhandled,
 )
 from stream.worker.plumbing import (
     RAW, LocalWrites, ack_processed, current_event_of, now_ms, read_local, state_table, stream_app,
@@ -98,16 +98,14 @@ def build_playbooks_app(
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}
         actions = OutputBatch(app, changes_topic_name, partition)
-        records = await holes.complete(tp, resume_offset(app, changes_progress, tp), batch)
+        records = await take_unhandled(app, holes, changes_progress, tp, batch)
         if not records:
-            ack_processed(app, batch)  # all decided before this rebalance
             return
         offsets = [record.offset for record in records]
-        changes_progress.take(tp, offsets)
-        items = [(record.offset, record.value or b"") for record in records]
-        for offset, value in items:
+        for record in records:
+            offset = record.offset
             try:
-                change = orjson.loads(value)
+                change = orjson.loads(record.value or b"")
                 key = change["customer_id"].encode()
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 telemetry.changes_by_outcome["malformed"] += 1
@@ -117,19 +115,19 @@ def build_playbooks_app(
                 raw = read_local(policies, partition, key)
                 states[key] = PolicyState.from_bytes(raw) if raw is not None else None
             try:
-                records, state = decide(change, playbook, states[key], now_ms=now, suppressed=is_suppressed(change["customer_id"]))
+                decided, state = decide(change, playbook, states[key], now_ms=now, suppressed=is_suppressed(change["customer_id"]))
             except ValueError as error:
                 telemetry.changes_by_outcome["malformed"] += 1
                 log.warning("%s[%d]@%d: %s", changes_topic_name, partition, offset, error)
                 continue
-            duplicate = state is states[key] and not records
+            duplicate = state is states[key] and not decided
             telemetry.changes_by_outcome["duplicate" if duplicate else "decided"] += 1
             states[key] = state
             emitted_at = rfc3339_ms(now_ms())
-            for record in records:
-                record["emitted_at"] = emitted_at
-                actions.add(actions_topic, key, orjson.dumps(record))
-            telemetry.record_actions(records)
+            for action in decided:
+                action["emitted_at"] = emitted_at
+                actions.add(actions_topic, key, orjson.dumps(action))
+            telemetry.record_actions(decided)
         # Actions first, state second: a crash in between repeats a decision, never loses one.
         await (await actions.send())
         writes = LocalWrites(partition)

@@ -1,6 +1,7 @@
 """faust plumbing both stream apps (the segmentation worker and the playbooks app) share:
-credentials, the current-event context, delivery of outputs inside the right
-transaction, and changelog writes that are acknowledged before offsets commit."""
+credentials, the consumer's fetch wait, the current-event context, local table reads
+and writes whose changelog records the agents send themselves, acknowledgements, and
+failed deliveries. (Outputs go through stream/worker/record_batches.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 import time
 import weakref
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Iterator
 
 import faust
 import faust.streams as faust_streams
@@ -31,7 +32,6 @@ RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_s
 
 # (topic, key, value or None for a deletion)
 ChangelogRecord = tuple[str, bytes, bytes | None]
-SendOutput = Callable[..., Awaitable[Any]]
 
 
 def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.App:
@@ -127,28 +127,6 @@ def current_event_of(event: Any) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
-
-
-def output_sender(app: faust.App, source_topic: str) -> SendOutput:
-    """``send(source_partition, topic, key, value, partition=None)`` -> delivery future.
-
-    Under exactly-once the record goes inside the transaction that commits the source
-    partition's offsets. faust picks a transaction from the *destination* topic's
-    partition group, and output topics are not consumed by the app, so it would send
-    them outside any transaction: route them to the source partition's transactional
-    producer instead.
-    """
-
-    async def send(source_partition: int, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
-        if app.in_transaction:
-            group = app.assignor.group_for_topic(source_topic)
-            transactional_id = f"{app.conf.id}-{group}-{source_partition}"
-            return await app.consumer.transactions.producer.send(
-                topic, key, value, partition, None, None, transactional_id=transactional_id
-            )
-        return await app.producer.send(topic, key, value, partition, None, None)
-
-    return send
 
 
 def read_local(table: Any, partition: int, key: bytes) -> bytes | None:

@@ -75,7 +75,7 @@ def offset_key(partition: int) -> bytes:
 
 def stored_last_offset(clocks: Any, partition: int) -> int | None:
     """The last offset of the source partition whose effects are in the stored state."""
-    raw = clocks.get(offset_key(partition))
+    raw = read_local(clocks, partition, offset_key(partition))
     return int(raw) if raw is not None else None
 
 
@@ -280,7 +280,7 @@ class TableStore:
 
     def flush(self) -> list[ChangelogRecord]:
         """Write the buffered changes to the local tables; return the changelog records
-        for the agent to send (see ``plumbing.write_local`` for why the agent sends them).
+        for the agent to send (see ``plumbing.LocalWrites`` for why the agent sends them).
         They go to this partition of each changelog topic.
         """
         writes = LocalWrites(self.partition)

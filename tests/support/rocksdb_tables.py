@@ -17,7 +17,7 @@ TABLES = ("customers", "timers", "clocks", "history")
 
 
 class _Data:
-    """What TableStore and write_local use of a faust RocksDB store: one database."""
+    """What TableStore, read_local and LocalWrites use of a faust RocksDB store: one database."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
