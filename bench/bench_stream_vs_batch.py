@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once", "exactly_once"])
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--worker-settings", default="", help='extra [worker] lines of the config, e.g. "batch_seconds = 0.05"')
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
@@ -113,7 +114,8 @@ def main() -> None:
         history = tmp / "history.jsonl"
         events = time_ordered(list(cdnow_orders(limit_customers=args.customers)))
         write_jsonl(events, history)
-        ns = WorkerNamespace(bootstrap, f"bench-{int(time.time())}", tmp, guarantee=args.guarantee, partitions=args.partitions)
+        ns = WorkerNamespace(bootstrap, f"bench-{int(time.time())}", tmp, guarantee=args.guarantee, partitions=args.partitions,
+                             worker_settings=args.worker_settings.replace("\\n", "\n"))
         try:
             ns.start_worker()
             for number in range(1, args.workers):

@@ -49,6 +49,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
+        table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
         web_enabled=True,

@@ -62,6 +62,13 @@ class WorkerSettings(BaseModel):
     # How long the group waits for a silent member before giving its partitions to the
     # others: after a crash, the partitions wait this long (Kafka's default, 45 s).
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
+    # Standby copies of each table partition, kept by other workers replaying its
+    # changelog, so a partition that moves is ready at once. A standby costs its worker
+    # about what the owner spends on the state: with two workers, faust's default of one
+    # took each worker's CPU to about twice its share and added workers no throughput
+    # (BENCHMARKS.md). 0, as in Kafka Streams: a partition that moves is restored from
+    # its changelog first.
+    standby_replicas: int = Field(0, ge=0)
 
 
 def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:
@@ -110,6 +117,7 @@ class PlaybooksSettings(BaseModel):
     batch_size: int = Field(500, ge=1)
     batch_seconds: float = Field(0.1, gt=0)
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
+    standby_replicas: int = Field(0, ge=0)  # as the worker's
 
 
 def load_playbooks_settings(config_file: str | Path | None, **overrides: Any) -> PlaybooksSettings:

@@ -26,3 +26,22 @@ def test_flags_override_the_file_and_apps_get_their_own_state_folder(tmp_path: P
     settings = load_worker_settings(config, clock="wall")
     assert settings.clock == "wall" and settings.app_id == "a"
     assert state_dir(settings) == Path(".segments/worker") / "a"
+
+
+@pytest.mark.parametrize(("line", "expected"), [("", 0), ("standby_replicas = 2", 2)])
+def test_standby_replicas_reach_the_faust_app(tmp_path: Path, line: str, expected: int) -> None:
+    from stream.clients import KafkaSettings
+    from stream.worker.plumbing import stream_app
+
+    config = tmp_path / "segments.toml"
+    config.write_text(f'[worker]\ndata_dir = "{tmp_path}"\n{line}\n')
+    settings = load_worker_settings(config)
+    app = stream_app(settings, KafkaSettings(bootstrap_servers="127.0.0.1:9"), settings.partitions)
+    assert app.conf.table_standby_replicas == expected
+
+
+def test_negative_standby_replicas_are_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "segments.toml"
+    config.write_text("[worker]\nstandby_replicas = -1\n")
+    with pytest.raises(ConfigError, match="worker.standby_replicas: Input should be greater than or equal to 0"):
+        load_worker_settings(config)
