@@ -90,10 +90,12 @@ async def publish(bootstrap: str, topic: str, events: list[dict]) -> None:
         await producer.stop()
 
 
-def faust_floor(bootstrap: str, topic: str, expected: int) -> float:
-    """Seconds a faust agent that only takes the events in batches needs for them."""
+def faust_floor(bootstrap: str, topic: str, expected: int, *, patched: bool) -> float:
+    """Seconds a faust agent that only takes the events in batches needs for them;
+    ``patched``: with the worker's changes to faust (stream/worker/faust_patches.py)."""
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "faust_floor_app.py"), topic, str(expected), bootstrap],
+        [sys.executable, str(ROOT / "bench" / "faust_floor_app.py"), topic, str(expected), bootstrap,
+         "patched" if patched else "as-shipped"],
         capture_output=True, text=True, timeout=600, check=True,
     )
     return float(completed.stdout.split("floor ")[-1])
@@ -136,7 +138,8 @@ def main() -> None:
             stream_seconds = last_change_ms / 1000 - published_at
             ns.close()
             raw_seconds = asyncio.run(raw_consume(bootstrap, inputs, len(events)))
-            floor_seconds = faust_floor(bootstrap, ns.topics["orders"], len(events))
+            floor_seconds = faust_floor(bootstrap, ns.topics["orders"], len(events), patched=True)
+            shipped_floor_seconds = faust_floor(bootstrap, ns.topics["orders"], len(events), patched=False)
         finally:
             ns.close()
         started = time.monotonic()
@@ -150,6 +153,7 @@ def main() -> None:
     print(f"stream (publish to last change): {stream_seconds:6.1f} s  {len(events) / stream_seconds:8.0f} events/s")
     print(f"raw consumer (read + decode):   {raw_seconds:7.1f} s  {len(events) / raw_seconds:8.0f} events/s")
     print(f"faust agent doing nothing:      {floor_seconds:7.1f} s  {len(events) / floor_seconds:8.0f} events/s")
+    print(f"  the same, faust as shipped:   {shipped_floor_seconds:7.1f} s  {len(events) / shipped_floor_seconds:8.0f} events/s")
     print(f"batch (--until the last event): {batch_seconds:7.1f} s  {len(events) / batch_seconds:8.0f} events/s")
     print(f"stream / batch time ratio: {stream_seconds / batch_seconds:.1f}")
     print(f"stream rate / raw consumer rate: {raw_seconds / stream_seconds:.1%}")

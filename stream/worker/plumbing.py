@@ -16,6 +16,7 @@ import faust.streams as faust_streams
 import rocksdict
 
 from stream.clients import KafkaSettings
+from stream.worker.faust_patches import apply_faust_patches
 from stream.worker.settings import state_dir
 
 # RocksDB options of every table partition (faust's RocksDBOptions keywords). faust's
@@ -38,7 +39,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     """A faust app as both stream apps run: RocksDB tables under ``state_dir(settings)``,
     raw bytes in and out, the web server for the ops endpoints. ``settings``: a
     WorkerSettings or PlaybooksSettings (they share these fields)."""
-    _short_fetch_wait()
+    apply_faust_patches()
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
@@ -65,30 +66,6 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         # the broker's default 1 MB message.max.bytes.
         producer_max_batch_size=256 * 1024,
     )
-
-
-# How long the broker may hold a fetch that found no new records. faust fixes it at
-# 1.5 s, and aiokafka keeps one fetch in flight per broker, covering only the partitions
-# with nothing buffered: records arriving meanwhile on the others wait for it to return.
-# A short wait bounds that delay; an idle worker then sends a few empty fetches a second.
-FETCH_MAX_WAIT_MS = 100
-
-
-def _short_fetch_wait() -> None:
-    """Make faust's worker consumers use FETCH_MAX_WAIT_MS (faust has no setting)."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    create = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "short_fetch_wait", False):
-        return
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
-        return consumer
-
-    create_worker_consumer.short_fetch_wait = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
 
 
 def state_table(app: faust.App, name: str, partitions: int) -> Any:

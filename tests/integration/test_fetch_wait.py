@@ -1,4 +1,4 @@
-"""The worker's faust consumers fetch with a short wait (plumbing.FETCH_MAX_WAIT_MS):
+"""The worker's faust consumers fetch with a short wait (faust_patches.FETCH_MAX_WAIT_MS):
 the patch reaches the fetcher of a real aiokafka consumer started against the broker."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from stream.clients import KafkaSettings
-from stream.worker import plumbing
+from stream.worker import faust_patches
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +27,8 @@ def test_faust_worker_consumers_fetch_with_the_short_wait(kafka_bootstrap: str, 
         return made[-1]
 
     monkeypatch.setattr(AIOKafkaConsumerThread, "_create_worker_consumer", faust_factory)
-    plumbing._short_fetch_wait()
-    plumbing._short_fetch_wait()  # applied once, however many apps are built
+    faust_patches.short_fetch_wait()
+    faust_patches.short_fetch_wait()  # applied once, however many apps are built
 
     async def started_fetch_wait() -> int:
         consumer = AIOKafkaConsumerThread._create_worker_consumer(SimpleNamespace(), None)
@@ -39,5 +39,5 @@ def test_faust_worker_consumers_fetch_with_the_short_wait(kafka_bootstrap: str, 
             await asyncio.sleep(0.1)  # aiokafka 0.14 fails a stop right after start
             await consumer.stop()
 
-    assert asyncio.run(started_fetch_wait()) == plumbing.FETCH_MAX_WAIT_MS
+    assert asyncio.run(started_fetch_wait()) == faust_patches.FETCH_MAX_WAIT_MS
     assert len(made) == 1

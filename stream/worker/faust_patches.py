@@ -1,0 +1,218 @@
+"""Changes to faust's consumer that faust has no setting for, applied once per process
+(``stream_app`` does it): a shorter fetch wait, and message delivery without four tasks
+per message.
+
+``direct_delivery`` replaces faust's message loop with an edited copy; a unit test
+(tests/unit/worker/test_faust_patches.py) pins the source of the faust version it was
+written against, so an upgrade that changes it fails the suite instead of silently
+running the old copy. tests/integration/test_faust_patches.py runs both in a real faust
+process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+# How long the broker may hold a fetch that found no new records. faust fixes it at
+# 1.5 s, and aiokafka keeps one fetch in flight per broker, covering only the partitions
+# with nothing buffered: records arriving meanwhile on the others wait for it to return.
+# A short wait bounds that delay; an idle worker then sends a few empty fetches a second.
+FETCH_MAX_WAIT_MS = 100
+
+
+def apply_faust_patches() -> None:
+    short_fetch_wait()
+    direct_delivery()
+
+
+def short_fetch_wait() -> None:
+    """Make faust's worker consumers use FETCH_MAX_WAIT_MS."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "short_fetch_wait", False):
+        return
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+        return consumer
+
+    create_worker_consumer.short_fetch_wait = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
+
+
+def direct_delivery() -> None:
+    """Hand each fetched message to its streams without four tasks per message.
+
+    faust's consumer delivers every message as ``wait_first(callback(message),
+    suspend_flow.wait())``: four tasks (the delivery, and waits on flow suspension, stop
+    and crash), an ``asyncio.wait`` and three cancellations, so that a rebalance can
+    abandon a delivery stuck on a full stream buffer. Most deliveries never wait at all.
+    This runs the delivery's first step directly and falls back to faust's
+    ``wait_first`` only for one that has to wait, or while the flow is suspended: the
+    same behaviour, at a fraction of the cost (BENCHMARKS.md).
+
+    Delivered that fast, messages fill a stream's buffer faster than the stream empties
+    it, and faust answers a full buffer by taking the partition out of the fetcher
+    until the buffer has drained: with every partition out, the consumer sleeps a whole
+    second before fetching again. So a delivery to a buffer about to fill first waits
+    (interrupted, like faust's, by a flow suspension) until it is back to its low mark:
+    the partition never leaves the fetcher, and the already fetched messages keep coming.
+
+    The loop is faust 0.15.3's ``Consumer._drain_messages`` with only that changed.
+    """
+    from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+
+    if getattr(Consumer._drain_messages, "direct_delivery", False):
+        return
+
+    async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - faust's loop
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        flag_consumer_fetching = CONSUMER_FETCHING
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        flow_suspended = self.suspend_flow.is_set
+        buffers_of = buffers_for(self.app)
+
+        def backed_up(tp: Any) -> bool:
+            return any(buffer.qsize() >= buffer.pressure_high_size - 1 for buffer in buffers_of(tp))
+
+        async def drained(tp: Any) -> None:
+            while any(buffer.qsize() > buffer.pressure_drop_size for buffer in buffers_of(tp)):
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
+
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(flag_consumer_fetching)
+                ait = getmany(timeout=1.0)
+
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            # We have a gap in income messages
+                            if gap > 1 and r_offset:
+                                acks_enabled = acks_enabled_for(message.topic)
+                                if acks_enabled:
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None:
+                                if self._n_acked >= commit_every:
+                                    self._n_acked = 0
+                                    await self.commit()
+                            # The changes: see direct_delivery.
+                            if backed_up(tp):
+                                await self.wait_first(drained(tp), self.suspend_flow.wait())
+                            delivery = callback(message)
+                            if flow_suspended():
+                                await self.wait_first(delivery, self.suspend_flow.wait())
+                            else:
+                                waiting_on = step(delivery)
+                                if waiting_on is not _DONE:
+                                    await self.wait_first(rest_of(delivery, waiting_on), self.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                        else:
+                            self.log.dev(
+                                "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                                offset,
+                                message.key,
+                                message.value,
+                            )
+                    unset_flag(flag_consumer_fetching)
+
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(flag_consumer_fetching)
+
+    _drain_messages.direct_delivery = True  # type: ignore[attr-defined]
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+
+
+# How often a delivery held back by a full stream buffer looks again.
+DRAIN_POLL_SECONDS = 0.001
+
+
+def buffers_for(app: Any) -> Callable[[Any], list[Any]]:
+    """The stream buffers (channel queues) a partition's messages are delivered to."""
+    channels_of = app.topics._tp_index  # faust's Conductor: TP -> the channels reading it
+
+    def buffers_of(tp: Any) -> list[Any]:
+        return [channel.queue for channel in channels_of.get(tp, ())]
+
+    return buffers_of
+
+
+_DONE = object()
+
+
+def step(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coroutine`` up to its first wait: ``_DONE`` if it finished, else what it
+    waits on (a future, or None for a bare yield such as ``asyncio.sleep(0)``). An
+    exception it raises propagates."""
+    try:
+        return coroutine.send(None)
+    except StopIteration:
+        return _DONE
+
+
+async def rest_of(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
+    """Run the rest of a coroutine that ``step`` started, as a task would: resume it each
+    time what it waits on is done. Cancelling this raises the cancellation inside the
+    coroutine, where it waits, and cancels what it waited on."""
+    while True:
+        resume: Callable[[], Any]
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)  # a bare yield: resume on the loop's next pass
+            else:
+                waiting_on._asyncio_future_blocking = False  # taken over, as Task.__step does
+                await asyncio.wait([cast(asyncio.Future, waiting_on)])
+        except asyncio.CancelledError as cancelled:
+            if waiting_on is not None and not waiting_on.done():
+                waiting_on.cancel()
+            resume = functools.partial(coroutine.throw, cancelled)
+        else:
+            resume = functools.partial(coroutine.send, None)
+        try:
+            waiting_on = resume()
+        except StopIteration as stop:
+            return stop.value
