@@ -5,7 +5,8 @@ does nothing with them. Run by bench_stream_vs_batch.py as a subprocess:
 
 reads TOPIC from the start under a fresh group until COUNT events arrived, prints
 "floor SECONDS" (first event to the COUNT-th) and exits. ``patched`` (the default)
-applies the worker's changes to faust's consumer (stream/worker/faust_patches.py) first.
+applies the changes to faust's consumer in stream/worker/faust_patches.py first, direct
+delivery included (off in the worker for now).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ topic_name, expected, bootstrap = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if (sys.argv[4] if len(sys.argv) > 4 else "patched") == "patched":
     from stream.worker.faust_patches import apply_faust_patches
 
-    apply_faust_patches()
+    apply_faust_patches(direct=True)
 app = faust.App(
     f"floor-{topic_name}-{int(time.time())}", broker=f"kafka://{bootstrap}", store="memory://",
     datadir=tempfile.mkdtemp(prefix="faust-floor-"), web_enabled=False, consumer_auto_offset_reset="earliest",

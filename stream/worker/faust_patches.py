@@ -23,9 +23,14 @@ from typing import Any, cast
 FETCH_MAX_WAIT_MS = 100
 
 
-def apply_faust_patches() -> None:
+def apply_faust_patches(*, direct: bool = False) -> None:
+    """``direct``: also ``direct_delivery``. The worker leaves it off for now: it makes a
+    known, not yet fixed loss more frequent (records a restarted worker fetched but never
+    delivered to its agents: tests/integration/test_lag.py's restart test stalled in 6 of
+    13 runs with it, 2 of 11 without; BENCHMARKS.md)."""
     short_fetch_wait()
-    direct_delivery()
+    if direct:
+        direct_delivery()
 
 
 def short_fetch_wait() -> None:
