@@ -25,8 +25,8 @@ from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
 from stream.worker.offsets import (
-    TRAILING_MARKERS_SECONDS, BatchGate, HoleReader, SourceProgress, SourceRecord, commit_from_progress,
-    expect_past_trailing_markers, source_end_offsets, take_unhandled,
+    TAILS_SECONDS, BatchGate, HoleReader, SourceProgress, SourceRecord, StalledTails, commit_from_progress,
+    settle_tails, source_end_offsets, take_unhandled,
 )
 from stream.worker.plumbing import (
     RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, state_table, stream_app,
@@ -177,12 +177,14 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await confirm_ends()
             await release_in_time_order()
 
-    @app.timer(TRAILING_MARKERS_SECONDS)
-    async def commit_past_trailing_markers() -> None:
+    stalled_tails = StalledTails()
+
+    @app.timer(TAILS_SECONDS)
+    async def watch_tails() -> None:
         assigned = app.consumer.assignment()
         for progress, names in ((intake_progress, input_names), (events_progress, {topics.events})):
             partitions = [tp for tp in assigned if tp.topic in names]
-            await expect_past_trailing_markers(app, progress, kafka, partitions, read_committed=exactly_once)
+            await settle_tails(app, progress, stalled_tails, kafka, partitions, read_committed=exactly_once)
 
     @app.agent(events_topic, isolated_partitions=True)
     async def customer_agent(stream: faust.Stream) -> None:

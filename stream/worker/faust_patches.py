@@ -24,10 +24,12 @@ FETCH_MAX_WAIT_MS = 100
 
 
 def apply_faust_patches(*, direct: bool = False) -> None:
-    """``direct``: also ``direct_delivery``. The worker leaves it off for now: it makes a
-    known, not yet fixed loss more frequent (records a restarted worker fetched but never
-    delivered to its agents: tests/integration/test_lag.py's restart test stalled in 6 of
-    13 runs with it, 2 of 11 without; BENCHMARKS.md)."""
+    """``direct``: also ``direct_delivery`` (the worker and the playbooks app use it).
+
+    With it, a restarted worker's consumer more often fetches records it never delivers
+    (faust loses them around its seek after a rebalance: tests/integration/test_lag.py's
+    restart test stalled in 6 of 13 runs with it, 2 of 11 without). The agents' own
+    offset bookkeeping recovers such records either way (stream/worker/offsets.py)."""
     short_fetch_wait()
     if direct:
         direct_delivery()

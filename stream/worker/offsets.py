@@ -14,7 +14,9 @@ breaks around crashes and rebalances (all seen here under load, after a SIGKILL)
 So the agents keep their own account instead. Each source partition has an expected
 next offset; a record below it was handled already and is skipped, a record above it
 means faust lost the ones in between, which :class:`HoleReader` reads from the broker
-itself. The app commits, per partition, the first offset not yet finished
+itself. Records lost at the end of a partition have no later record to reveal them:
+:func:`settle_tails` finds them (:class:`StalledTails`) and sends faust's consumer
+back for them. The app commits, per partition, the first offset not yet finished
 (:class:`SourceProgress`), through :func:`commit_from_progress`. faust's own
 acknowledgements are still made (its rebalance waits for them) but no longer decide
 what is committed.
@@ -36,8 +38,13 @@ log = logging.getLogger("stream.worker.offsets")
 Partition = Hashable
 # Seconds a hole read may go without progress before the worker gives up loudly.
 HOLE_READ_STALL_SECONDS = 60.0
-# How often idle partitions are checked for a tail of transaction markers.
-TRAILING_MARKERS_SECONDS = 2.0
+# How often source partitions are checked for a tail of transaction markers, or of
+# records faust fetched and never delivered.
+TAILS_SECONDS = 2.0
+# Checks in a row that must find a partition's records undelivered, at the same expected
+# offset, before faust's consumer is sent back for them. A false alarm (records
+# only slow to arrive) costs a re-fetch whose duplicates the agents skip.
+STALLED_TAIL_CHECKS = 3
 
 
 class SourceProgress:
@@ -79,10 +86,13 @@ class SourceProgress:
     def unfinished(self, partition: Partition) -> int:
         return len(self._pending.get(partition) or ())
 
-    def skip_to(self, partition: Partition, seen_expected: int, offset: int) -> bool:
-        """Expect ``offset`` next, if nothing moved since ``seen_expected`` was read and
-        nothing is unfinished (the caller found no records in between). True if done."""
-        if self.expected(partition) != seen_expected or self.unfinished(partition) or offset <= seen_expected:
+    def skip_to(self, partition: Partition, seen_expected: int | None, offset: int) -> bool:
+        """Expect ``offset`` next, if nothing moved since ``seen_expected`` was read (None:
+        nothing was expected yet) and nothing is unfinished (the caller found no records
+        in between). True if done."""
+        if self.expected(partition) != seen_expected or self.unfinished(partition):
+            return False
+        if seen_expected is not None and offset <= seen_expected:
             return False
         self._next[partition] = offset
         return True
@@ -205,7 +215,7 @@ async def take_unhandled(
     ``tp``, in offset order), their offsets taken in ``progress``: the ones faust lost
     are read from the broker, and the ones handled before this rebalance are skipped
     and acknowledged at once."""
-    records = await holes.complete(tp, resume_offset(app, progress, tp), events)
+    records = await holes.complete(tp, await resume_offset(app, progress, tp), events)
     taken = {record.offset for record in records}
     ack_processed(app, [event for event in events if event.message.offset not in taken])
     if records:
@@ -223,38 +233,114 @@ async def source_end_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
     return await thread.call_thread(thread._ensure_consumer().end_offsets, partitions)
 
 
-async def expect_past_trailing_markers(
-    app: Any, progress: SourceProgress, kafka: KafkaSettings, partitions: list[Any], *, read_committed: bool
+class StalledTails:
+    """Partitions whose tail holds records the agent never got. Pure bookkeeping.
+
+    After a restart faust can fetch a partition's last records and never deliver them
+    (tests/integration/test_lag.py's restart test stalled in about 1 run of 5 that way):
+    the consumer's position is past them, so they are not fetched again, and with no
+    later record :class:`HoleReader` never sees the hole. The partition's end stays past
+    its expected offset, check after check, while the expected offset does not move
+    (the partition may even look busy: the intake can hold the one record it did get
+    until the other partitions catch up)."""
+
+    def __init__(self, checks: int = STALLED_TAIL_CHECKS) -> None:
+        self._checks = checks
+        self._seen: dict[Partition, tuple[int, int]] = {}
+
+    def found(self, partition: Partition, expected: int) -> bool:
+        """A check found the partition's end past ``expected``. True once ``checks``
+        checks in a row found it so with the same expected offset (counting then starts
+        over)."""
+        last_expected, count = self._seen.get(partition, (None, 0))
+        count = count + 1 if last_expected == expected else 1
+        if count >= self._checks:
+            del self._seen[partition]
+            return True
+        self._seen[partition] = (expected, count)
+        return False
+
+    def clear(self, partition: Partition) -> None:
+        """A check found nothing past the partition's expected offset."""
+        self._seen.pop(partition, None)
+
+    def reset(self) -> None:
+        """Forget everything (a rebalance is on: nothing is delivered meanwhile)."""
+        self._seen.clear()
+
+
+async def settle_tails(
+    app: Any, progress: SourceProgress, tails: StalledTails, kafka: KafkaSettings, partitions: list[Any],
+    *, read_committed: bool,
 ) -> None:
-    """Move the expected offset of idle partitions past a tail with no records.
+    """Move idle partitions past a tail with no records, and send faust's consumer back
+    for a tail of records it never delivered.
 
     A partition whose last offsets are transaction markers or aborted records delivers
     nothing past them, so the expected offset, and the commit, would stay short of the
     end for good: `segments replay --wait` would never see the worker finish, and
-    `segments lag` would show a lag of one marker."""
-    idle = [tp for tp in partitions if not progress.unfinished(tp) and progress.expected(tp) is not None]
-    await skip_records_free_tails(progress, kafka, await source_end_offsets(app, idle), read_committed=read_committed)
-
-
-async def skip_records_free_tails(
-    progress: SourceProgress, kafka: KafkaSettings, ends: dict[Any, int], *, read_committed: bool
-) -> None:
-    """For each partition in ``ends`` whose expected offset is below its end: read what
-    is in between, and if there is no record, expect the end."""
-    for tp, end in ends.items():
-        expected = progress.expected(tp)
-        if expected is None or end <= expected or progress.unfinished(tp):
+    `segments lag` would show a lag of one marker. A tail of records faust lost would
+    stay unprocessed until some later record arrived."""
+    if app.rebalancing or app.in_recovery or not app.consumer.flow_active:
+        tails.reset()
+        return
+    spans = {}
+    for tp, end in (await source_end_offsets(app, partitions)).items():
+        if progress.expected(tp) is None and end <= (app.consumer._committed_offset.get(tp) or 0):
+            tails.clear(tp)  # nothing since the commit faust found at the last rebalance
             continue
-        if not await read_range(kafka, tp.topic, tp.partition, expected, end, read_committed=read_committed, first_only=True):
-            progress.skip_to(tp, expected, end)
+        spans[tp] = (await resume_offset(app, progress, tp), end)
+    stalled = await check_tails(progress, tails, kafka, spans, read_committed=read_committed)
+    for tp, start in stalled.items():
+        log.warning("%s[%d]: records from offset %d were fetched but never reached the agent; fetching them again",
+                    tp.topic, tp.partition, start)
+    if stalled:
+        await app.consumer.seek_wait(stalled)
 
 
-def resume_offset(app: Any, progress: SourceProgress, tp: Any) -> int:
+async def check_tails(
+    progress: SourceProgress, tails: StalledTails, kafka: KafkaSettings, spans: dict[Any, tuple[int, int]],
+    *, read_committed: bool,
+) -> dict[Any, int]:
+    """One check of ``spans``: per source partition, its first offset not handled and
+    its end. An idle partition with no record in between expects the end. Returns the
+    partitions with records there that ``tails`` finds stalled, with that first offset.
+
+    Under load every partition has records past its expected offset: the broker is read
+    only for idle partitions and for stalled ones, to confirm."""
+    stalled: dict[Any, int] = {}
+    for tp, (start, end) in spans.items():
+        if end <= start:
+            tails.clear(tp)
+            continue
+        expected = progress.expected(tp)
+        idle = not progress.unfinished(tp)
+        suspect = tails.found(tp, start)
+        if not (idle or suspect):
+            continue
+        found = await read_range(kafka, tp.topic, tp.partition, start, end, read_committed=read_committed, first_only=True)
+        if progress.expected(tp) != expected:
+            tails.clear(tp)  # delivered meanwhile
+        elif not found:
+            tails.clear(tp)
+            if idle:
+                progress.skip_to(tp, expected, end)
+        elif suspect:
+            stalled[tp] = start
+    return stalled
+
+
+async def resume_offset(app: Any, progress: SourceProgress, tp: Any) -> int:
     """The first offset of ``tp`` an agent has not handled: what ``progress`` expects,
-    else where faust's consumer started ``tp`` after the last rebalance (its committed
-    offset; faust keeps 0 and "none committed" both as None)."""
+    else the group's committed offset, asked of the broker. (faust's own copy is filled
+    in by its seek after a rebalance, and records fetched before that seek can reach an
+    agent first: with no copy yet, they would be taken for a hole from offset 0.)"""
     expected = progress.expected(tp)
-    return expected if expected is not None else app.consumer._committed_offset.get(tp) or 0
+    if expected is not None:
+        return expected
+    thread = app.consumer._thread
+    committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
+    return committed or 0
 
 
 class BatchGate:

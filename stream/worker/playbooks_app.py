@@ -29,7 +29,7 @@ from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
 from stream.playbooks import Playbook, PolicyState, decide
 from stream.worker.offsets import (
-    TRAILING_MARKERS_SECONDS, BatchGate, HoleReader, SourceProgress, commit_from_progress, expect_past_trailing_markers,
+    TAILS_SECONDS, BatchGate, HoleReader, SourceProgress, StalledTails, commit_from_progress, settle_tails,
     take_unhandled,
 )
 from stream.worker.plumbing import (
@@ -78,10 +78,12 @@ def build_playbooks_app(
     else:
         is_suppressed = suppressed.__contains__
 
-    @app.timer(TRAILING_MARKERS_SECONDS)
-    async def commit_past_trailing_markers() -> None:
+    stalled_tails = StalledTails()
+
+    @app.timer(TAILS_SECONDS)
+    async def watch_tails() -> None:
         partitions = [tp for tp in app.consumer.assignment() if tp.topic == changes_topic_name]
-        await expect_past_trailing_markers(app, changes_progress, kafka, partitions, read_committed=exactly_once)
+        await settle_tails(app, changes_progress, stalled_tails, kafka, partitions, read_committed=exactly_once)
 
     @app.agent(changes_topic, isolated_partitions=True)
     async def playbook_agent(stream: faust.Stream) -> None:

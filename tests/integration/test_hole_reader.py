@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from stream.clients import KafkaSettings
 from stream.clients.topics import TopicSpec, ensure_topics
-from stream.worker.offsets import HoleReader, SourceProgress, read_range, skip_records_free_tails
+from stream.worker.offsets import HoleReader, SourceProgress, StalledTails, check_tails, read_range
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,9 @@ def test_markers_and_aborted_records_are_no_records(kafka_bootstrap: str, unique
     assert [(r.offset, r.value) for r in records] == [(6, b"c"), (8, b"d")]
 
 
-def test_a_tail_of_markers_is_skipped_and_a_tail_with_records_is_not(kafka_bootstrap: str, unique_name) -> None:
+def test_a_tail_of_markers_is_skipped_and_a_tail_of_records_is_stalled_after_three_checks(
+    kafka_bootstrap: str, unique_name
+) -> None:
     # A partition ending in a commit marker delivers nothing past it: without the skip,
     # its commit would stay one short of the end for good.
     topic = unique_name("tail")
@@ -96,14 +98,28 @@ def test_a_tail_of_markers_is_skipped_and_a_tail_with_records_is_not(kafka_boots
     asyncio.run(produce(kafka, topic, [([b"a", b"b"], "commit"), ([b"x"], "abort")]))
     tp = TopicPartition(topic, 0)
     progress = SourceProgress()
+    tails = StalledTails(checks=3)
+
+    def check(start: int, end: int) -> dict:
+        return asyncio.run(check_tails(progress, tails, kafka, {tp: (start, end)}, read_committed=True))
+
     progress.take(tp, [0, 1])
-    asyncio.run(skip_records_free_tails(progress, kafka, {tp: 5}, read_committed=True))
+    assert [check(2, 5) for _ in range(3)] == [{}, {}, {}]  # only markers: never stalled
     assert (progress.expected(tp), progress.next_to_commit(tp)) == (2, 0)  # 0 and 1 unfinished: nothing moves
     progress.done(tp, [0, 1])
-    asyncio.run(skip_records_free_tails(progress, kafka, {tp: 5}, read_committed=True))
+    assert check(2, 5) == {}
     assert progress.next_to_commit(tp) == 5
 
-    # A record after the expected offset (delivered to the agent later) is no tail to skip.
+    # A record past the expected offset is no tail to skip; never delivered, it makes the
+    # partition stalled at the third check in a row.
     asyncio.run(produce(kafka, topic, [([b"c"], None)]))
-    asyncio.run(skip_records_free_tails(progress, kafka, {tp: 6}, read_committed=True))
+    assert [check(5, 6) for _ in range(3)] == [{}, {}, {tp: 5}]
     assert progress.next_to_commit(tp) == 5
+    # Also while the agent holds an earlier record, unfinished (the intake can).
+    progress.take(tp, [5])
+    asyncio.run(produce(kafka, topic, [([b"d"], None)]))
+    assert [check(6, 7) for _ in range(3)] == [{}, {}, {tp: 6}]
+    # Delivered before the third check: not stalled.
+    assert [check(6, 7) for _ in range(2)] == [{}, {}]
+    progress.take(tp, [6])
+    assert check(7, 7) == {}

@@ -24,8 +24,13 @@ class WorkerNamespace:
     """A config file naming unique topics, group and state folder for one test."""
 
     def __init__(self, bootstrap: str, prefix: str, tmp_path: Path, *, clock: str = "event",
-                 guarantee: str = "at_least_once", partitions: int = 4, worker_settings: str = "") -> None:
+                 guarantee: str = "at_least_once", partitions: int = 4, worker_settings: str = "",
+                 worker_command: list[str] | None = None, worker_env: dict[str, str] | None = None) -> None:
+        """``worker_command``: what runs the workers instead of the `segments` command
+        (taking the same arguments), with ``worker_env`` added to their environment."""
         self.bootstrap = bootstrap
+        self.worker_command = worker_command or [SEGMENTS]
+        self.worker_env = worker_env or {}
         self.prefix = prefix
         self.tmp_path = tmp_path
         self.topics = {
@@ -77,8 +82,8 @@ class WorkerNamespace:
     def _start(self, log_path: Path, extra: tuple[str, ...], ready_timeout: float, readies_before: int) -> subprocess.Popen:
         log = log_path.open("ab")
         process = subprocess.Popen(
-            [SEGMENTS, "--config", str(self.config), "worker", "-l", "info", *extra],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            [*self.worker_command, "--config", str(self.config), "worker", "-l", "info", *extra],
+            env={**self.env(), **self.worker_env}, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + ready_timeout

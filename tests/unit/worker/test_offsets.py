@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
-from stream.worker.offsets import BatchGate, SourceProgress, commit_from_progress
+from stream.worker.offsets import BatchGate, SourceProgress, StalledTails, commit_from_progress
 
 TP0 = TopicPartition("events", 0)
 TP1 = TopicPartition("events", 1)
@@ -50,6 +50,34 @@ def test_skipping_a_records_free_tail_only_when_nothing_moved_or_is_unfinished()
     assert not progress.skip_to(TP0, 7, 7)  # not past it
     assert progress.skip_to(TP0, 7, 9)
     assert (progress.expected(TP0), progress.next_to_commit(TP0)) == (9, 9)
+    # Nothing taken yet since the last rebalance: the tail past the commit is skipped too.
+    assert progress.skip_to(TP1, None, 4)
+    assert (progress.expected(TP1), progress.next_to_commit(TP1)) == (4, 4)
+    assert not progress.skip_to(TP1, None, 6)  # something is expected now
+
+
+def test_a_tail_is_stalled_after_checks_in_a_row_at_the_same_offset() -> None:
+    tails = StalledTails(checks=3)
+    assert not tails.found(TP0, 7)
+    assert not tails.found(TP0, 7)
+    assert tails.found(TP0, 7)
+    # Counting starts over after an alarm, so a tail still stuck is retried later.
+    assert [tails.found(TP0, 7) for _ in range(3)] == [False, False, True]
+
+
+def test_a_tail_that_moves_or_clears_is_not_stalled() -> None:
+    tails = StalledTails(checks=3)
+    tails.found(TP0, 7)
+    tails.found(TP0, 7)
+    assert not tails.found(TP0, 8)  # the agent took something: a new count
+    assert not tails.found(TP0, 8)
+    tails.clear(TP0)  # a check found it busy
+    assert not tails.found(TP0, 8)
+    # Partitions count apart.
+    assert [tails.found(TP1, 3) for _ in range(2)] == [False, False]
+    assert [tails.found(TP0, 8) for _ in range(2)] == [False, True]
+    tails.reset()  # a rebalance
+    assert not tails.found(TP1, 3)
 
 
 def test_after_a_reset_the_stored_offset_says_where_to_go_on() -> None:
