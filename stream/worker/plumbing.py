@@ -17,6 +17,7 @@ import rocksdict
 
 from stream.clients import KafkaSettings
 from stream.worker.faust_patches import apply_faust_patches
+from stream.worker.recovery_watch import watch_recovery
 from stream.worker.settings import state_dir
 
 # RocksDB options of every table partition (faust's RocksDBOptions keywords). faust's
@@ -40,7 +41,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     raw bytes in and out, the web server for the ops endpoints. ``settings``: a
     WorkerSettings or PlaybooksSettings (they share these fields)."""
     apply_faust_patches(direct=True)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],
         broker_credentials=credentials(kafka),
@@ -66,6 +67,8 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         # the broker's default 1 MB message.max.bytes.
         producer_max_batch_size=256 * 1024,
     )
+    watch_recovery(app)
+    return app
 
 
 def state_table(app: faust.App, name: str, partitions: int) -> Any:

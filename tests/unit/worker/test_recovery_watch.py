@@ -1,0 +1,37 @@
+"""stream/worker/recovery_watch.py: one report per recovery that outlasts its limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from stream.worker.recovery_watch import RecoveryWatch, task_stacks
+
+
+def test_a_long_recovery_is_reported_once_and_each_new_recovery_counts_afresh() -> None:
+    watch = RecoveryWatch(report_after=60)
+    assert not watch.due(False, 0)
+    assert not watch.due(True, 100)  # starts
+    assert not watch.due(True, 159)
+    assert watch.due(True, 160)
+    assert not watch.due(True, 500)  # once
+    assert not watch.due(False, 501)  # ended
+    assert not watch.due(True, 600)
+    assert not watch.due(True, 659)
+    assert watch.due(True, 660)
+
+
+def test_the_report_names_where_each_task_waits() -> None:
+    async def parked_on_an_event() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> str:
+        task = asyncio.create_task(parked_on_an_event(), name="parked")
+        await asyncio.sleep(0)
+        try:
+            return task_stacks()
+        finally:
+            task.cancel()
+
+    report = asyncio.run(main())
+    assert "--- parked:" in report
+    assert "parked_on_an_event" in report
