@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
+
+log = logging.getLogger("stream.worker.faust_patches")
 
 # How long the broker may hold a fetch that found no new records. faust fixes it at
 # 1.5 s, and aiokafka keeps one fetch in flight per broker, covering only the partitions
@@ -172,6 +175,56 @@ def direct_delivery() -> None:
 
     _drain_messages.direct_delivery = True  # type: ignore[attr-defined]
     Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+
+
+def reread_cleared_messages(app: Any) -> None:
+    """Send ``app``'s consumer back for the messages faust throws out of its stream buffers.
+
+    faust empties every stream buffer whenever it resumes its flow, and the last time is
+    at the end of each rebalance's recovery, after its seek to the committed offsets.
+    Messages it delivered into the buffers in between are gone, its read offsets are
+    already past them, and it drops the copies it fetches again: the agents never get
+    them (a restarted worker lost records this way in about one restart of three,
+    tests/integration/test_lag.py). So before the buffers are emptied, note the first
+    buffered offset of each source partition, and seek there afterwards. (Only while the
+    flow is on: buffers emptied while it is stopped, as at a partition revocation, come
+    before the rebalance's own seek, which covers them.)"""
+    flow_control = app.flow_control
+    empty_buffers = flow_control.clear
+    if getattr(empty_buffers, "rereads", False):
+        return
+
+    def clear() -> None:
+        consumer = app._consumer  # not app.consumer: that would create one
+        if consumer is None or not consumer.flow_active:
+            empty_buffers()
+            return
+        first_offsets: dict[Any, int] = {}
+        for queue in list(flow_control._queues):
+            for item in list(queue._queue):
+                message = getattr(item, "message", None)
+                if message is not None and message.offset < first_offsets.get(message.tp, message.offset + 1):
+                    first_offsets[message.tp] = message.offset
+        empty_buffers()
+        changelogs = app.tables.changelog_topics
+        sources = {tp: offset for tp, offset in first_offsets.items() if tp.topic not in changelogs}
+        if sources:
+            asyncio.ensure_future(_seek_back(app, sources))
+
+    clear.rereads = True  # type: ignore[attr-defined]
+    flow_control.clear = clear
+
+
+async def _seek_back(app: Any, offsets: dict[Any, int]) -> None:
+    assigned = app.consumer.assignment()
+    owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+    if not owned:
+        return
+    log.info("fetching %d emptied stream buffers' messages again", len(owned))
+    try:
+        await app.consumer.seek_wait(owned)
+    except Exception as exc:  # a rebalance took them meanwhile: its own seek covers them
+        log.info("could not fetch emptied stream buffers' messages again: %r", exc)
 
 
 # How often a delivery held back by a full stream buffer looks again.

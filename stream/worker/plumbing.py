@@ -16,7 +16,7 @@ import faust.streams as faust_streams
 import rocksdict
 
 from stream.clients import KafkaSettings
-from stream.worker.faust_patches import apply_faust_patches
+from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
 from stream.worker.recovery_watch import watch_recovery
 from stream.worker.settings import state_dir
 
@@ -67,6 +67,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         # the broker's default 1 MB message.max.bytes.
         producer_max_batch_size=256 * 1024,
     )
+    reread_cleared_messages(app)
     watch_recovery(app)
     return app
 

@@ -1,5 +1,6 @@
 """stream/worker/faust_patches.py: running a delivery's first step directly and the rest
-as a task would, and a pin on the faust code the patches were written against."""
+as a task would, fetching emptied stream buffers' messages again, and a pin on the faust
+code the patches were written against."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import inspect
 import pytest
 
 from stream.worker import faust_patches
-from stream.worker.faust_patches import _DONE, rest_of, step
+from stream.worker.faust_patches import _DONE, reread_cleared_messages, rest_of, step
 
 
 def test_a_coroutine_that_never_waits_finishes_in_its_first_step() -> None:
@@ -104,6 +105,8 @@ def test_an_exception_of_a_later_step_propagates() -> None:
 # changes one fails here: compare the new source with the patch, adapt it, re-pin.
 PINNED = {
     "faust.transport.consumer.Consumer._drain_messages": "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
+    # reread_cleared_messages relies on its order: the seek, then the buffers emptied.
+    "faust.tables.recovery.Recovery.on_recovery_completed": "f8937f60a323a10bfa9fa108f37fcac5a958a6d9d3c1acc8515e46093c7f5c8a",
 }
 
 
@@ -131,3 +134,75 @@ def test_patches_apply_once() -> None:
     faust_patches.apply_faust_patches(direct=True)
     assert Consumer._drain_messages is patched
     assert getattr(patched, "direct_delivery", False)
+
+
+class _Message:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        from faust.types import TP
+
+        self.tp, self.offset = TP(topic, partition), offset
+
+
+class _Event:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.message = _Message(topic, partition, offset)
+
+
+class _Consumer:
+    def __init__(self, assigned: set, flow_active: bool) -> None:
+        self.assigned, self.flow_active = assigned, flow_active
+        self.seeks: list[dict] = []
+
+    def assignment(self) -> set:
+        return self.assigned
+
+    async def seek_wait(self, offsets: dict) -> None:
+        self.seeks.append(dict(offsets))
+
+
+def _app_with_buffers(flow_active: bool) -> tuple[object, object, list]:
+    from types import SimpleNamespace
+
+    from faust.types import TP
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    flow_control = FlowControlEvent(initially_suspended=False)
+    buffers = [FlowControlQueue(maxsize=10, flow_control=flow_control, clear_on_resume=True) for _ in range(2)]
+    # Offsets 7, 8 of orders[0] and 3 of orders[1] in one buffer, 5 of orders[0] and a
+    # changelog record in the other; orders[2] is no longer assigned.
+    for event in (_Event("orders", 0, 7), _Event("orders", 0, 8), _Event("orders", 1, 3), _Event("orders", 2, 9)):
+        buffers[0].put_nowait(event)
+    for event in (_Event("orders", 0, 5), _Event("customers-changelog", 0, 40)):
+        buffers[1].put_nowait(event)
+    consumer = _Consumer({TP("orders", 0), TP("orders", 1), TP("customers-changelog", 0)}, flow_active)
+    app = SimpleNamespace(
+        flow_control=flow_control, _consumer=consumer,
+        consumer=consumer, tables=SimpleNamespace(changelog_topics={"customers-changelog"}),
+    )
+    reread_cleared_messages(app)
+    return app, consumer, buffers
+
+
+def test_messages_thrown_out_of_stream_buffers_are_fetched_again() -> None:
+    from faust.types import TP
+
+    async def scenario() -> tuple[list, list]:
+        app, consumer, buffers = _app_with_buffers(flow_active=True)
+        app.flow_control.resume()  # what faust does at the end of a recovery: empties them
+        await asyncio.sleep(0.01)
+        return consumer.seeks, [buffer.qsize() for buffer in buffers]
+
+    seeks, sizes = asyncio.run(scenario())
+    assert sizes == [0, 0]
+    # The first emptied offset of each assigned source partition; no changelog.
+    assert seeks == [{TP("orders", 0): 5, TP("orders", 1): 3}]
+
+
+def test_buffers_emptied_while_the_flow_is_stopped_are_left_to_the_rebalance() -> None:
+    async def scenario() -> tuple[list, list]:
+        app, consumer, buffers = _app_with_buffers(flow_active=False)
+        app.flow_control.clear()  # what faust does when partitions are revoked
+        await asyncio.sleep(0.01)
+        return consumer.seeks, [buffer.qsize() for buffer in buffers]
+
+    assert asyncio.run(scenario()) == ([], [0, 0])
