@@ -43,13 +43,64 @@ class RecoveryWatch:
         return True
 
 
-def task_stacks() -> str:
-    """Where every task of the running loop waits."""
+def await_chain(awaitable: Any) -> list[str]:
+    """Where a coroutine waits, innermost last: each coroutine it awaits, through tasks
+    it awaits too (a task's own stack shows only its outermost frame)."""
+    places: list[str] = []
+    seen: set[int] = set()
+    while awaitable is not None and id(awaitable) not in seen:
+        seen.add(id(awaitable))
+        if isinstance(awaitable, asyncio.Task):
+            awaitable = awaitable.get_coro()
+            continue
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None) or getattr(awaitable, "ag_frame", None)
+        if frame is not None:
+            places.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        elif not asyncio.iscoroutine(awaitable):
+            places.append(repr(awaitable)[:200])
+            break
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None) or getattr(awaitable, "ag_await", None)
+    return places
+
+
+def task_stacks(loop: asyncio.AbstractEventLoop | None = None) -> str:
+    """Where every task of ``loop`` (default: the running one) waits."""
     out = io.StringIO()
-    for task in asyncio.all_tasks():
-        out.write(f"--- {task.get_name()}: {task.get_coro()!r}\n")
-        task.print_stack(limit=12, file=out)
+    for _ in range(3):  # another thread's loop may add tasks while they are listed
+        try:
+            tasks = list(asyncio.all_tasks(loop))
+            break
+        except RuntimeError:
+            continue
+    else:
+        return "(tasks changed while listed)\n"
+    for task in tasks:
+        out.write(f"--- {task.get_name()}\n")
+        for place in await_chain(task):
+            out.write(f"    {place}\n")
     return out.getvalue()
+
+
+def faust_state(app: Any) -> str:
+    """faust's consumer and buffer state: what decides whether messages flow."""
+    consumer = app.consumer
+
+    def names(tps: Any) -> list[str]:
+        return sorted(f"{tp.topic}[{tp.partition}]" for tp in tps or ())
+
+    lines = [
+        f"flow_active={consumer.flow_active} suspend_flow={consumer.suspend_flow.is_set()} "
+        f"can_resume_flow={consumer.can_resume_flow.is_set()} flow_control_active={app.flow_control.is_active()}",
+        f"active={names(consumer._active_partitions)}",
+        f"paused={names(consumer._paused_partitions)}",
+        f"buffered={names(consumer._buffered_partitions)}",
+        f"read_offsets={ {f'{tp.topic}[{tp.partition}]': offset for tp, offset in consumer._read_offset.items()} }",
+        f"changelog_queue={app.tables.changelog_queue.qsize()}",
+    ]
+    for tp, channels in app.topics._tp_index.items():
+        sizes = [f"{channel.queue.qsize()}/{channel.queue.maxsize}" for channel in channels]
+        lines.append(f"buffer {tp.topic}[{tp.partition}]: {sizes}")
+    return "\n".join(lines)
 
 
 def watch_recovery(app: Any) -> None:
@@ -58,6 +109,16 @@ def watch_recovery(app: Any) -> None:
 
     @app.timer(CHECK_SECONDS)
     async def report_long_recovery() -> None:
-        if watch.due(app.in_recovery, time.monotonic()):
-            log.warning("table recovery running for over %.0f s; where every task waits:\n%s",
-                        watch.report_after, task_stacks())
+        if not watch.due(app.in_recovery, time.monotonic()):
+            return
+        try:  # a diagnostic must never take the worker down
+            thread = getattr(app.consumer, "_thread", None)
+            thread_loop = getattr(thread, "thread_loop", None)
+            log.warning(
+                "table recovery running for over %.0f s; faust's state:\n%s\nwhere every task waits:\n%s"
+                "\nin the consumer thread:\n%s",
+                watch.report_after, faust_state(app), task_stacks(),
+                task_stacks(thread_loop) if thread_loop is not None else "(none)",
+            )
+        except Exception:
+            log.exception("table recovery running for over %.0f s; its report failed", watch.report_after)

@@ -33,5 +33,18 @@ def test_the_report_names_where_each_task_waits() -> None:
             task.cancel()
 
     report = asyncio.run(main())
-    assert "--- parked:" in report
-    assert "parked_on_an_event" in report
+    assert "--- parked\n" in report
+    # Down to the innermost wait, through the coroutines in between.
+    parked = report.split("--- parked\n")[1].split("---")[0]
+    assert "parked_on_an_event" in parked
+    assert "locks.py" in parked  # asyncio.Event.wait
+
+
+def test_faust_state_reads_a_real_faust_app() -> None:
+    import faust
+
+    from stream.worker.recovery_watch import faust_state
+
+    app = faust.App("recovery-watch-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    state = faust_state(app)
+    assert "flow_active=" in state and "buffered=[]" in state and "changelog_queue=0" in state
