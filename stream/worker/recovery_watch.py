@@ -1,9 +1,10 @@
 """A report for the rare table recovery that never ends.
 
-Once (tests/integration/test_worker_rebalance.py, run after the SIGKILL tests in one
-pytest run; 12 runs of it alone passed), a worker's recovery after a rebalance received
-no changelog record for minutes after "Resuming flow...": something in faust's consumer
-stopped handing messages over. It has not been reproduced on demand. When a recovery outlasts
+Twice in 24 pytest runs of tests/integration/test_worker_crash.py,
+test_worker_rebalance.py and test_worker_bad_input.py together (12 runs of the rebalance
+test alone all passed), a worker's recovery after a rebalance received no changelog
+record for minutes after "Resuming flow...": something in faust's consumer stopped
+handing messages over. It has not been reproduced on demand. When a recovery outlasts
 RECOVERY_REPORT_SECONDS, this logs where every asyncio task of the process waits, once
 per recovery: the message loop's stack names the cause. Stacks carry code locations
 only, no values (no customer data)."""
