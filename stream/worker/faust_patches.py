@@ -185,11 +185,12 @@ def reread_cleared_messages(app: Any) -> None:
     Messages it delivered into the buffers in between are gone, its read offsets are
     already past them, and it drops the copies it fetches again: the agents never get
     them (a restarted worker lost records this way in about one restart of three,
-    tests/integration/test_lag.py; faust-streaming PR #217 fixed the same race in
-    another of its recovery paths, where the buffers were emptied before the seek). So before the buffers are emptied, note the first
-    buffered offset of each source partition, and seek there afterwards. (Only while the
-    flow is on: buffers emptied while it is stopped, as at a partition revocation, come
-    before the rebalance's own seek, which covers them.)"""
+    tests/integration/test_lag.py; faust-streaming PR #217 fixed the same race in another
+    of its recovery paths, where the buffers were emptied before the seek). So before the
+    buffers are emptied, note the first buffered offset of each source partition, and
+    seek there afterwards. (Only while the flow is on: buffers emptied while it is
+    stopped, as at a partition revocation, come before the rebalance's own seek, which
+    covers them.)"""
     flow_control = app.flow_control
     empty_buffers = flow_control.clear
     if getattr(empty_buffers, "rereads", False):
