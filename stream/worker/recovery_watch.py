@@ -1,13 +1,14 @@
 """A report for the rare table recovery that never ends.
 
-Twice in 32 pytest runs (the last 26 in a row passed) of tests/integration/test_worker_crash.py,
-test_worker_rebalance.py and test_worker_bad_input.py together (12 runs of the rebalance
-test alone all passed), a worker's recovery after a rebalance received no changelog
-record for minutes after "Resuming flow...": something in faust's consumer stopped
-handing messages over. It has not been reproduced on demand. When a recovery outlasts
-RECOVERY_REPORT_SECONDS, this logs where every asyncio task of the process waits, once
-per recovery: the message loop's stack names the cause. Stacks carry code locations
-only, no values (no customer data)."""
+Twice in 32 pytest runs of tests/integration/test_worker_crash.py,
+test_worker_rebalance.py and test_worker_bad_input.py together (the last 26 in a row
+passed; 12 runs of the rebalance test alone all passed), a worker's recovery after a
+rebalance received no changelog record for minutes after "Resuming flow...": something
+in faust's consumer stopped handing messages over. It has not been reproduced on
+demand. When a recovery outlasts RECOVERY_REPORT_SECONDS, this logs faust's flow and
+buffer state and where every asyncio task of the process waits, once per recovery: the
+message loop's wait names the cause. The report carries code locations, partition names
+and offsets, no record contents (no customer data)."""
 
 from __future__ import annotations
 
