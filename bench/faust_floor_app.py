@@ -22,7 +22,7 @@ topic_name, expected, bootstrap = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if (sys.argv[4] if len(sys.argv) > 4 else "patched") == "patched":
     from stream.worker.faust_patches import apply_faust_patches
 
-    apply_faust_patches(direct=True)
+    apply_faust_patches()
 app = faust.App(
     f"floor-{topic_name}-{int(time.time())}", broker=f"kafka://{bootstrap}", store="memory://",
     datadir=tempfile.mkdtemp(prefix="faust-floor-"), web_enabled=False, consumer_auto_offset_reset="earliest",

@@ -1,6 +1,7 @@
 """Changes to faust's consumer that faust has no setting for, applied once per process
 (``stream_app`` does it): a shorter fetch wait, and message delivery without four tasks
-per message.
+per message; and, per app, fetching again the messages faust throws out of its stream
+buffers after a rebalance (``reread_cleared_messages``).
 
 ``direct_delivery`` replaces faust's message loop with an edited copy; a unit test
 (tests/unit/worker/test_faust_patches.py) pins the source of the faust version it was
@@ -26,16 +27,9 @@ log = logging.getLogger("stream.worker.faust_patches")
 FETCH_MAX_WAIT_MS = 100
 
 
-def apply_faust_patches(*, direct: bool = False) -> None:
-    """``direct``: also ``direct_delivery`` (the worker and the playbooks app use it).
-
-    With it, a restarted worker's consumer more often fetches records it never delivers
-    (faust loses them around its seek after a rebalance: tests/integration/test_lag.py's
-    restart test stalled in 6 of 13 runs with it, 2 of 11 without). The agents' own
-    offset bookkeeping recovers such records either way (stream/worker/offsets.py)."""
+def apply_faust_patches() -> None:
     short_fetch_wait()
-    if direct:
-        direct_delivery()
+    direct_delivery()
 
 
 def short_fetch_wait() -> None:
@@ -211,22 +205,25 @@ def reread_cleared_messages(app: Any) -> None:
         changelogs = app.tables.changelog_topics
         sources = {tp: offset for tp, offset in first_offsets.items() if tp.topic not in changelogs}
         if sources:
-            asyncio.ensure_future(_seek_back(app, sources))
+            log.info("fetching %d emptied stream buffers' messages again", len(sources))
+            asyncio.ensure_future(seek_back(app, sources))
 
     clear.rereads = True  # type: ignore[attr-defined]
     flow_control.clear = clear
 
 
-async def _seek_back(app: Any, offsets: dict[Any, int]) -> None:
+async def seek_back(app: Any, offsets: dict[Any, int]) -> None:
+    """Seek ``app``'s consumer to ``offsets`` (faust's read offsets too, so it delivers
+    the records again), for the partitions it still owns. A rebalance may take them
+    meanwhile: its own seek then covers them."""
     assigned = app.consumer.assignment()
     owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
     if not owned:
         return
-    log.info("fetching %d emptied stream buffers' messages again", len(owned))
     try:
         await app.consumer.seek_wait(owned)
-    except Exception as exc:  # a rebalance took them meanwhile: its own seek covers them
-        log.info("could not fetch emptied stream buffers' messages again: %r", exc)
+    except Exception as exc:
+        log.info("could not send the consumer back to %d partitions' offsets: %r", len(owned), exc)
 
 
 # How often a delivery held back by a full stream buffer looks again.

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Hashable, Iterable
 
 from stream.clients import KafkaSettings
+from stream.worker.faust_patches import seek_back
 from stream.worker.plumbing import ack_processed
 
 log = logging.getLogger("stream.worker.offsets")
@@ -229,8 +230,14 @@ async def source_end_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
     consumer."""
     if not partitions:
         return {}
+    return await in_consumer_thread(app, "end_offsets", partitions)
+
+
+async def in_consumer_thread(app: Any, method: str, *args: Any) -> Any:
+    """Call a method of the aiokafka consumer in faust's consumer thread, which owns it.
+    (faust has no API for the queries the agents need.)"""
     thread = app.consumer._thread
-    return await thread.call_thread(thread._ensure_consumer().end_offsets, partitions)
+    return await thread.call_thread(getattr(thread._ensure_consumer(), method), *args)
 
 
 class StalledTails:
@@ -295,7 +302,7 @@ async def settle_tails(
         log.warning("%s[%d]: records from offset %d were fetched but never reached the agent; fetching them again",
                     tp.topic, tp.partition, start)
     if stalled:
-        await app.consumer.seek_wait(stalled)
+        await seek_back(app, stalled)
 
 
 async def check_tails(
@@ -338,9 +345,7 @@ async def resume_offset(app: Any, progress: SourceProgress, tp: Any) -> int:
     expected = progress.expected(tp)
     if expected is not None:
         return expected
-    thread = app.consumer._thread
-    committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
-    return committed or 0
+    return await in_consumer_thread(app, "committed", tp) or 0
 
 
 class BatchGate:

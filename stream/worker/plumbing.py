@@ -40,7 +40,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     """A faust app as both stream apps run: RocksDB tables under ``state_dir(settings)``,
     raw bytes in and out, the web server for the ops endpoints. ``settings``: a
     WorkerSettings or PlaybooksSettings (they share these fields)."""
-    apply_faust_patches(direct=True)
+    apply_faust_patches()
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_list()],

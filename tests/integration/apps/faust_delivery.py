@@ -18,7 +18,7 @@ from faust.transport.consumer import Consumer
 if os.environ.get("DELIVERY_PATCHED", "1") == "1":
     from stream.worker.faust_patches import apply_faust_patches
 
-    apply_faust_patches(direct=True)
+    apply_faust_patches()
 
 BUFFER = 64
 expected = int(os.environ["DELIVERY_EXPECTED"])

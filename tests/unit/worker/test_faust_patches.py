@@ -129,9 +129,9 @@ def test_the_patched_faust_code_is_the_version_the_patches_were_written_for(dott
 def test_patches_apply_once() -> None:
     from faust.transport.consumer import Consumer
 
-    faust_patches.apply_faust_patches(direct=True)
+    faust_patches.apply_faust_patches()
     patched = Consumer._drain_messages
-    faust_patches.apply_faust_patches(direct=True)
+    faust_patches.apply_faust_patches()
     assert Consumer._drain_messages is patched
     assert getattr(patched, "direct_delivery", False)
 
