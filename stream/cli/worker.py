@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 from pathlib import Path
 
 import click
 
+from stream.cli.collector import settle_collector
 from stream.cli.context import CliContext
 from stream.clients import ConfigError
 from stream.clients.topics import TopicSpec, ensure_topics
@@ -52,10 +52,10 @@ def run_until_stopped(app, state: Path, loglevel: str) -> None:
     cleanly (see recover_after_unclean_stop)."""
     import faust
 
-    # Everything imported and built so far lives as long as the process: keep it out of
-    # the cyclic collector's full passes, which walked all of it (60-90 ms pauses, the
-    # worst latency spikes). See BENCHMARKS.md.
-    gc.freeze()
+    # Everything imported and built so far lives as long as the process: out of the
+    # cyclic collector's full passes, which walked all of it (60-90 ms pauses, the worst
+    # latency spikes). See BENCHMARKS.md.
+    settle_collector()
     clean = False
     try:
         faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -34,6 +34,7 @@ from stream.worker.plumbing import (
 from stream.worker.probe import WorkerProbe
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import WorkerSettings, web_token
+from stream.worker.state_cache import StateCache
 from stream.worker.tables import TableStore, partition_of, stored_last_offset
 
 log = logging.getLogger("stream.worker")
@@ -192,9 +193,16 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with current_event_of(batch[-1]):
                 async with gate.batch(batch[-1].message.partition):
-                    await process_batch(batch)
+                    try:
+                        await process_batch(batch)
+                    except BaseException:
+                        # The cache holds the objects the batch was changing, now
+                        # ahead of what the tables hold.
+                        state_cache.clear()
+                        raise
 
     repaired_partitions: set[int] = set()
+    state_cache = StateCache(settings.state_cache_mb * 1024 * 1024)
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
@@ -202,7 +210,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         started = time.monotonic()
         tp = batch[-1].message.tp
         partition = tp.partition
-        store = TableStore(customers, timers, clocks, partition, history)
+        store = TableStore(customers, timers, clocks, partition, history, cache=state_cache)
         if repair_timers and partition not in repaired_partitions:
             fixed = store.repair_timers(lambda state: next_due(state, rules))
             repaired_partitions.add(partition)
@@ -248,6 +256,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         changelog_in_flight[partition] = delivered
         delivered.add_done_callback(functools.partial(on_state_durable, tp, offsets, batch))
         telemetry.record_changes(change_records)
+        telemetry.record_state_cache(state_cache.hits, state_cache.misses, state_cache.size_bytes)
         elapsed = time.monotonic() - started
         telemetry.record_batch(elapsed, ticks)
         log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(result.changes), elapsed * 1000)
@@ -280,6 +289,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # faust reads every partition again from its committed offset after a rebalance.
         intake_progress.reset()
         events_progress.reset()
+        # A partition that comes back may have been restored from its changelog.
+        state_cache.clear()
         let_go_of_held_events()
 
     def let_go_of_held_events() -> None:
@@ -291,6 +302,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
+        state_cache.clear()  # as on revocation: recovery may rewrite what it held
         commit_from_progress(
             app, input_names | {topics.events}, lambda tp: progress_of(tp).next_to_commit(tp),
             gate if exactly_once else None, before_rebalance=let_go_of_held_events,

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any, AsyncIterator
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
+from kafka.partitioner.default import murmur2
 
 from stream.worker.plumbing import ChangelogRecord
 
-_partition_for_key = DefaultPartitioner()
 KeyValue = tuple[bytes | None, bytes | None]
 
 
@@ -94,9 +94,17 @@ class OutputBatch:
         if keyed:
             all_partitions = sorted(await producer.partitions_for(topic))
             for key, value in keyed:
-                partition = _partition_for_key(key, all_partitions, all_partitions)
+                partition = all_partitions[key_hash(key) % len(all_partitions)]
                 placed.setdefault(partition, []).append((key, value))
         return placed
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def key_hash(key: bytes) -> int:
+    """Kafka's default partitioner's hash of a record key (murmur2, positive), as the
+    Java client and aiokafka compute it. Memoised: murmur2 is pure Python, and every
+    change and profile of a customer hashes the same key again."""
+    return murmur2(key) & 0x7FFFFFFF
 
 
 async def _send_records(producer: Any, topic: str, partition: int, records: list[KeyValue]) -> list[asyncio.Future]:

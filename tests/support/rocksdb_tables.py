@@ -11,6 +11,7 @@ from typing import Any
 from faust.stores.rocksdb import RocksDBOptions
 
 from stream.worker.plumbing import ROCKSDB_OPTIONS
+from stream.worker.state_cache import StateCache
 from stream.worker.tables import TableStore
 
 TABLES = ("customers", "timers", "clocks", "history")
@@ -44,10 +45,10 @@ class RocksTables:
             for name in TABLES for partition in range(partitions)
         }
 
-    def store(self, partition: int) -> TableStore:
+    def store(self, partition: int, cache: StateCache | None = None) -> TableStore:
         """A fresh TableStore, as the worker makes one per batch."""
         customers, timers, clocks, history = (self.tables[name, partition] for name in TABLES)
-        return TableStore(customers, timers, clocks, partition, history)
+        return TableStore(customers, timers, clocks, partition, history, cache=cache)
 
     def db(self, name: str, partition: int) -> Any:
         return self.tables[name, partition].data.db

@@ -4,16 +4,22 @@ per-state record summary must give exactly what the plain definitions give."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from stream.core import CustomerState, apply, day_of, day_start_ms, next_due, rfc3339_ms
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream.core import CustomerState, advance, apply, day_of, day_start_ms, next_due, rfc3339_ms
+from stream.core.evaluation import evaluate_at
 from stream.core.params import params_for
 from stream.core.timeutil import calendar
 from stream.core.timers import candidate_instants
 from stream.rules import Rules
 
 from .helpers import DAY, DEFAULT, HOUR, cart, email_open, ms, order, run
+from .test_reference import EXAMPLES, RULES, histories
 
 BASE = ms("2023-01-01T00:00:00Z")
 
@@ -90,3 +96,30 @@ def test_summary_is_not_part_of_the_value():
     assert st.summary is not None
     back = CustomerState.from_bytes(st.to_bytes())
     assert back.summary is None and back == st and back.to_bytes() == st.to_bytes()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.sampled_from(sorted(RULES)))
+def test_memoised_encoding_and_evaluations_follow_every_change(history, tz):
+    """to_bytes keeps the encoded records, evaluate_at its evaluations, until the records
+    change: after every event and every stretch of time, both must equal what a copy
+    without them computes (dataclasses.replace copies the value, not what is derived)."""
+    rules = RULES[tz]
+    p = params_for(rules)
+    arrivals, pauses = history
+    state = CustomerState("c")
+    for event, pause in zip(arrivals, pauses):
+        for now in (event.occurred_at, event.occurred_at + pause):
+            if state.evaluated_at is not None and now >= state.evaluated_at:
+                evaluate_at(state, now, p)  # remembered, then the records change
+        apply(state, event, rules)
+        if pause:
+            advance(state, event.occurred_at + pause, rules)
+        fresh = replace(state)
+        assert fresh.summary is None and fresh.encoded_records is None
+        assert state.to_bytes() == fresh.to_bytes()
+        for now in {state.evaluated_at, state.checked_to, event.occurred_at + pause}:
+            if now is not None and now >= state.evaluated_at:
+                assert evaluate_at(state, now, p) == evaluate_at(replace(state), now, p)
+        # A second encoding (from the memo) is the first one.
+        assert state.to_bytes() == fresh.to_bytes()
