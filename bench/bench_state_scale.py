@@ -4,8 +4,7 @@ the cost of a day rollover against the share of customers due.
 The worker's own storage path without Kafka: the worker's PartitionProcessor over its
 TableStore, on RocksDB opened by faust's RocksDBOptions with the options the worker
 gives its tables (stream/worker/plumbing.py: ROCKSDB_OPTIONS), 4 partitions, with the
-worker's state cache in front (--state-cache-mb, the worker's default) and its garbage
-collector settings (stream/cli/collector.py). Each
+worker's garbage collector settings (stream/cli/collector.py). Each
 customer gets one order, spread evenly over the --days before the start; batches of
 500 are flushed like the worker's. Then the clock moves forward a day at a time and
 each tick's cost is set beside the number of customers it found due, and beside one
@@ -38,8 +37,6 @@ from stream.core.state import CustomerState  # noqa: E402
 from stream.processing import PartitionProcessor  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
 from stream.cli.collector import settle_collector  # noqa: E402
-from stream.worker.settings import WorkerSettings  # noqa: E402
-from stream.worker.state_cache import StateCache  # noqa: E402
 from stream.worker.tables import partition_of  # noqa: E402
 from tests.support.rocksdb_tables import RocksTables  # noqa: E402
 
@@ -65,14 +62,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=500, help="first orders spread over this many days")
     parser.add_argument("--steps", default="1,1,1,3,7", help="days each timed rollover moves the clock")
-    parser.add_argument(
-        "--state-cache-mb", type=int, default=WorkerSettings().state_cache_mb,
-        help="the worker's state cache (default: the worker's default)",
-    )
     args = parser.parse_args()
-    # As the worker runs: its collector settings, and its state cache in front of the tables.
-    settle_collector()
-    cache = StateCache(args.state_cache_mb * 1024 * 1024)
+    settle_collector()  # as the worker runs
     rules = load_rules(DEFAULT_RULES_PATH)
     rng = random.Random(7)
     rss_start = rss_mib()
@@ -87,7 +78,7 @@ def main() -> None:
         started = time.monotonic()
 
         def flush(partition: int) -> None:
-            store = tables.store(partition, cache)
+            store = tables.store(partition)
             processor = PartitionProcessor(rules, store)
             for event in pending[partition]:
                 processor.on_event(event)
@@ -141,7 +132,7 @@ def main() -> None:
             started = time.monotonic()
             due = changes = 0
             for partition in range(PARTITIONS):
-                store = tables.store(partition, cache)
+                store = tables.store(partition)
                 result = PartitionProcessor(rules, store).on_tick(clock)
                 due += len(result.touched)
                 changes += len(result.changes)
@@ -157,8 +148,7 @@ def main() -> None:
     print(f"load through PartitionProcessor + TableStore + RocksDB: {load_seconds:.1f} s ({customers / load_seconds:,.0f} events/s)")
     print(f"state: {value_bytes / customers:.0f} bytes/customer of state values, {key_bytes / customers:.0f} of keys "
           f"(customer + timer); RocksDB on disk after flush {disk / customers:.0f} bytes/customer ({disk / 2**20:.0f} MiB)")
-    print(f"RSS: {rss_start:.0f} MiB at start, {rss_loaded:.0f} MiB loaded, {rss_end:.0f} MiB at the end "
-          f"(state cache {args.state_cache_mb} MB: {len(cache):,} states, {cache.size_bytes / 2**20:.0f} MiB estimated)")
+    print(f"RSS: {rss_start:.0f} MiB at start, {rss_loaded:.0f} MiB loaded, {rss_end:.0f} MiB at the end")
     print(f"full sweep (read and advance every state): {scan_seconds:.2f} s, {scan_seconds / customers * 1e6:.1f} us/customer")
     for days, (seconds, due, changes) in zip(args.steps.split(","), ticks):
         per_due = f"{seconds / due * 1e6:.0f} us/due customer" if due else "-"

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
+from stream.cli.collector import settle_collector
 from stream.cli.history import INSTANT, iter_lines
 from stream.processing.batch import run_batch
 from stream.rules import RulesError, load_rules
@@ -25,6 +26,7 @@ def batch(files: tuple[str, ...], until: int, out: str | None, changes_file: str
         rules = load_rules(rules_file)
     except RulesError as error:
         raise click.ClickException(str(error)) from None
+    settle_collector()  # it holds every customer's state until the end
     result = run_batch(iter_lines(files), rules, until)
     _write_lines(out, (orjson.dumps(profile) for profile in result.profiles))
     if changes_file:

@@ -1,21 +1,15 @@
-"""Measure customer-state sizes for typical histories (``python -m stream.core._measure``):
-encoded (what RocksDB and the changelog hold) and decoded in memory with its record
-summary (what the worker's state cache holds, ``stream.worker.state_cache``).
+"""Measure encoded customer-state sizes for typical histories (``python -m stream.core._measure``).
 
 Dev tooling only; the numbers are quoted in ``stream.core.state``'s docstring.
 """
 
 from __future__ import annotations
 
-import tracemalloc
-
 from stream.rules import Rules
 
 from .engine import advance, apply
 from .events import CartEvent, EmailOpenEvent, OrderEvent
-from .params import params_for
 from .state import CustomerState
-from .summary import summary_of
 
 DAY = 86_400_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -62,20 +56,7 @@ def main() -> None:
         for ev in events:
             apply(st, ev, rules)
         advance(st, st.evaluated_at or 0, rules)
-        encoded = st.to_bytes()
-        print(f"{len(encoded):>7,} bytes encoded, {decoded_bytes(encoded, rules):>7,} decoded  {name}  ({len(events)} events)")
-
-
-def decoded_bytes(encoded: bytes, rules: Rules) -> int:
-    """Python heap taken by one state decoded from ``encoded``, with its summary built."""
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        state = CustomerState.from_bytes(encoded)
-        summary_of(state, params_for(rules))
-        return tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+        print(f"{len(st.to_bytes()):>7,} bytes  {name}  ({len(events)} events)")
 
 
 if __name__ == "__main__":

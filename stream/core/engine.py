@@ -89,7 +89,10 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     state.checked_to = state.evaluated_at  # the state changed: re-check candidates after L
     state.remember(key, now)
     cause = Cause("event", event.event_id, event.type)
-    changes.extend(_emit(state, evaluate_at(state, now, p), cause, p))
+    evaluation = evaluate_at(state, now, p)
+    changes.extend(_emit(state, evaluation, cause, p))
+    if now == state.evaluated_at:
+        state.evaluation = (p, evaluation)
     _prune(state, p)
     return changes
 
@@ -109,10 +112,12 @@ def _advance(state: CustomerState, now: int, p: RuleParams) -> list[Change]:
     while i < len(pending):
         due = pending[i]
         i += 1
-        fired = _emit(state, evaluate_at(state, due, p), TIME, p)
+        evaluation = evaluate_at(state, due, p)
+        fired = _emit(state, evaluation, TIME, p)
         state.checked_to = due  # strictly increasing: the candidates are > checked_to
         if fired:
             state.evaluated_at = due
+            state.evaluation = (p, evaluation)
             changes.extend(fired)
             if _prune(state, p):
                 pending = due_between(state, now, p)

@@ -1,7 +1,6 @@
 """One evaluation of a customer at ``now``: metrics, scores, segment and tags together.
 
-Pure: never changes the state's value (an evaluation is kept in the state's derived
-summary, see ``evaluate_at``). The engine diffs consecutive evaluations into changes,
+Pure: never mutates the state. The engine diffs consecutive evaluations into changes,
 ``profile`` renders one as the spec §8 snapshot.
 """
 
@@ -33,24 +32,10 @@ def evaluate(state: CustomerState, now: int, rules: Rules) -> Evaluation:
     return evaluate_at(state, now, params_for(rules))
 
 
-# Evaluations memoised per record summary; more are dropped all at once (the engine walks
-# time candidates forward, so older instants are rarely asked for again).
-_EVALUATIONS_KEPT = 8
-
-
 def evaluate_at(state: CustomerState, now: int, p: RuleParams) -> Evaluation:
-    """``evaluate`` with the rules' numbers already derived (the engine's hot path).
-
-    An evaluation depends only on the records (orders, folded aggregates, cart, open
-    days: what the summary is built from), the rules and ``now``, so it is kept with the
-    summary and dropped with it when the records change."""
-    summary = summary_of(state, p)
-    memo = summary.evaluations
-    known = memo.get(now)
-    if known is not None:
-        return known
+    """``evaluate`` with the rules' numbers already derived (the engine's hot path)."""
     today = p.day_of(now)
-    metrics = metrics_on_day(summary, today, p)
+    metrics = metrics_on_day(summary_of(state, p), today, p)
     if metrics is None:
         scores = None
         segment = None
@@ -58,8 +43,4 @@ def evaluate_at(state: CustomerState, now: int, p: RuleParams) -> Evaluation:
         scores = scores_for(metrics, p)
         segment = p.segment_rows[scores.r][scores.fm - 1]
     tags = tags_at(state, metrics, scores, now, today, p)
-    evaluation = Evaluation(now, metrics, scores, segment, tags)
-    if len(memo) >= _EVALUATIONS_KEPT:
-        memo.clear()
-    memo[now] = evaluation
-    return evaluation
+    return Evaluation(now, metrics, scores, segment, tags)

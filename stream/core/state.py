@@ -139,16 +139,16 @@ class CustomerState:
     # cart or the open days change: whoever changes them calls ``records_changed()`` (in
     # the core only the engine does, in ``_apply_event`` and ``_prune``).
     summary: Any = field(default=None, init=False, compare=False, repr=False)
-    # Likewise derived and dropped with it: the encoded order rows and open days of
-    # ``to_bytes``, which the worker calls after every batch that touches the customer,
-    # mostly for time-caused changes that leave the records as they are.
-    encoded_records: tuple[list, list] | None = field(default=None, init=False, compare=False, repr=False)
+    # Likewise derived and dropped with it: the engine's evaluation at ``evaluated_at``
+    # and the rule parameters it used, for ``profile`` (the worker publishes one for
+    # every customer a batch touches).
+    evaluation: tuple[Any, Any] | None = field(default=None, init=False, compare=False, repr=False)
 
     def records_changed(self) -> None:
-        """Drop what is derived from the records (the summary, their encoding): they
+        """Drop what is derived from the records (the summary, the last evaluation): they
         have changed."""
         self.summary = None
-        self.encoded_records = None
+        self.evaluation = None
 
     # -- redelivery ----------------------------------------------------------------
 
@@ -198,19 +198,12 @@ class CustomerState:
             doc["t"] = self.tags  # orjson writes tuples as arrays
         if self.folded_count:
             doc["f"] = (self.folded_count, self.folded_first, self.folded_last)
-        encoded = self.encoded_records
-        if encoded is None:
-            encoded = self.encoded_records = (
-                [_encode_order(r) for r in sorted(self.orders.values(), key=_order_sort_key)],
-                sorted(self.open_days.items()),
-            )
-        order_rows, open_days = encoded
-        if order_rows:
-            doc["o"] = order_rows
+        if self.orders:
+            doc["o"] = [_encode_order(r) for r in sorted(self.orders.values(), key=_order_sort_key)]
         if self.cart_at is not None:
             doc["c"] = (self.cart_at, 1 if self.cart_open else 0)
-        if open_days:
-            doc["e"] = open_days
+        if self.open_days:
+            doc["e"] = sorted(self.open_days.items())
         if self.seen:
             # [[utc day, [keys applied while L was on that day]], ...] in arrival order
             groups: list[list] = []

@@ -20,7 +20,7 @@ open days and the rules, never on ``now`` or ``evaluated_at``.
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from .params import RuleParams
 from .state import CustomerState
@@ -40,9 +40,6 @@ class RecordSummary(NamedTuple):
     discounted_from: list[int]  # discounted_from[i]: how many of those had a discount
     oldest_record_day: int | None  # earliest day(at, or held_since) of any record
     candidates: list[int]  # distinct time candidates (epoch ms), ascending; see ``timers``
-    # Evaluations of these records, by instant (``evaluation.evaluate_at``'s memo): the
-    # worker's profile of a customer repeats the engine's last evaluation.
-    evaluations: dict[int, Any]
 
 
 def summary_of(state: CustomerState, p: RuleParams) -> RecordSummary:
@@ -123,5 +120,4 @@ def _build(state: CustomerState, p: RuleParams) -> RecordSummary:
         discounted_from=discounted_from,
         oldest_record_day=oldest_record_day,
         candidates=sorted(exact),
-        evaluations={},
     )

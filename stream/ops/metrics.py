@@ -47,8 +47,6 @@ SPECS = [
     MetricSpec("segments_assigned_partitions", "gauge", "Partitions of the events topic this worker owns."),
     READY_SPEC,
     MetricSpec("segments_batch_duration_seconds", "histogram", "Time to process one batch of events and ticks, outputs and state delivered."),
-    MetricSpec("segments_state_cache_lookups", "counter", "Customer state lookups by the state cache, by result (hit, miss).", ("result",)),
-    MetricSpec("segments_state_cache_bytes", "gauge", "Estimated memory held by the state cache."),
 ]
 
 # The playbooks app's /metrics (`segments playbooks`).
@@ -133,9 +131,6 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
     histogram = telemetry.batch_duration
     buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in zip(histogram.bounds, histogram.counts)]
     families["segments_batch_duration_seconds"].add_metric([], buckets, histogram.total)
-    add("segments_state_cache_lookups", ["hit"], telemetry.state_cache_hits)
-    add("segments_state_cache_lookups", ["miss"], telemetry.state_cache_misses)
-    add("segments_state_cache_bytes", [], telemetry.state_cache_bytes)
     yield from families.values()
 
 

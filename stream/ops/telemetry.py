@@ -44,9 +44,6 @@ class WorkerTelemetry:
     changes_total: int = 0
     ticks: int = 0
     batch_duration: Histogram = field(default_factory=Histogram)
-    state_cache_hits: int = 0
-    state_cache_misses: int = 0
-    state_cache_bytes: int = 0
     recent_changes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_CHANGES))
     series: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=SERIES_SAMPLES))
     started_at: float = field(default_factory=time.time)
@@ -70,9 +67,6 @@ class WorkerTelemetry:
     def record_batch(self, seconds: float, ticks: int) -> None:
         self.batch_duration.observe(seconds)
         self.ticks += ticks
-
-    def record_state_cache(self, hits: int, misses: int, size_bytes: int) -> None:
-        self.state_cache_hits, self.state_cache_misses, self.state_cache_bytes = hits, misses, size_bytes
 
 
 @dataclass

@@ -9,21 +9,17 @@ import time
 from typing import Any
 
 import faust
-import orjson
 
 from stream.clients import KafkaSettings
-from stream.core.profile import profile
-from stream.core.state import CustomerState
 from stream.core.timers import next_due
-from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, encode_dead_letter
-from stream.events.internal import TICK_KEY, decode_record, encode_event, encode_tick
+from stream.events.internal import TICK_KEY, encode_event, encode_tick
 from stream.ops.telemetry import WorkerTelemetry
 from stream.ops.web import register_ops_endpoints
-from stream.processing import PartitionProcessor, StepResult
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger
 from stream.rules import Rules
+from stream.worker.batch_work import process_records
 from stream.worker.offsets import (
     TAILS_SECONDS, BatchGate, HoleReader, SourceProgress, SourceRecord, StalledTails, commit_from_progress,
     settle_tails, source_end_offsets, take_unhandled,
@@ -34,14 +30,9 @@ from stream.worker.plumbing import (
 from stream.worker.probe import WorkerProbe
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import WorkerSettings, web_token
-from stream.worker.state_cache import StateCache
 from stream.worker.tables import TableStore, partition_of, stored_last_offset
 
 log = logging.getLogger("stream.worker")
-
-
-def profile_record(state: CustomerState, rules: Rules) -> bytes:
-    return orjson.dumps(profile(state, state.evaluated_at, rules))
 
 
 def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, repair_timers: bool = False) -> faust.App:
@@ -193,16 +184,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             with current_event_of(batch[-1]):
                 async with gate.batch(batch[-1].message.partition):
-                    try:
-                        await process_batch(batch)
-                    except BaseException:
-                        # The cache holds the objects the batch was changing, now
-                        # ahead of what the tables hold.
-                        state_cache.clear()
-                        raise
+                    await process_batch(batch)
 
     repaired_partitions: set[int] = set()
-    state_cache = StateCache(settings.state_cache_mb * 1024 * 1024)
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
@@ -210,7 +194,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         started = time.monotonic()
         tp = batch[-1].message.tp
         partition = tp.partition
-        store = TableStore(customers, timers, clocks, partition, history, cache=state_cache)
+        store = TableStore(customers, timers, clocks, partition, history)
         if repair_timers and partition not in repaired_partitions:
             fixed = store.repair_timers(lambda state: next_due(state, rules))
             repaired_partitions.add(partition)
@@ -219,27 +203,12 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         if not records:
             return
         offsets = [record.offset for record in records]
-        processor = PartitionProcessor(rules, store)
-        result = StepResult()
-        ticks = 0
-        for record in records:
-            decoded = decode_record(record.value or b"")
-            if isinstance(decoded, int):
-                ticks += 1
-                result.extend(processor.on_tick(decoded))
-            else:
-                result.extend(processor.on_event(decoded))
-        emitted_at = rfc3339_ms(now_ms())
-        change_records = []
+        output = process_records([record.value or b"" for record in records], store, rules, now_ms())
         outputs = OutputBatch(app, topics.events, partition)
-        for change in result.changes:
-            change_record = change.to_json_dict()
-            change_record["emitted_at"] = emitted_at
-            change_records.append(change_record)
-            outputs.add(topics.segment_changes, change.customer_id.encode(), orjson.dumps(change_record))
-            store.add_history(change.customer_id, [change_record])
-        for customer_id, state in result.touched.items():
-            outputs.add(topics.customer_profiles, customer_id.encode(), profile_record(state, rules))
+        for key, value in output.changes:
+            outputs.add(topics.segment_changes, key, value)
+        for key, value in output.profiles:
+            outputs.add(topics.customer_profiles, key, value)
         # Outputs first, state second: a crash in between repeats outputs, never loses them.
         await (await outputs.send())
         # The previous batch's state reaches the changelogs before this one's: a crash
@@ -255,11 +224,10 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         delivered = await changelog.send()
         changelog_in_flight[partition] = delivered
         delivered.add_done_callback(functools.partial(on_state_durable, tp, offsets, batch))
-        telemetry.record_changes(change_records)
-        telemetry.record_state_cache(state_cache.hits, state_cache.misses, state_cache.size_bytes)
+        telemetry.record_changes(output.change_records)
         elapsed = time.monotonic() - started
-        telemetry.record_batch(elapsed, ticks)
-        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(result.changes), elapsed * 1000)
+        telemetry.record_batch(elapsed, output.ticks)
+        log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(output.changes), elapsed * 1000)
 
     def on_state_durable(tp: Any, offsets: list[int], batch: list[Any], delivered: asyncio.Future) -> None:
         if delivered_or_crash(app, delivered, f"{tp.topic}[{tp.partition}] changelog"):
@@ -289,8 +257,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # faust reads every partition again from its committed offset after a rebalance.
         intake_progress.reset()
         events_progress.reset()
-        # A partition that comes back may have been restored from its changelog.
-        state_cache.clear()
         let_go_of_held_events()
 
     def let_go_of_held_events() -> None:
@@ -302,7 +268,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
-        state_cache.clear()  # as on revocation: recovery may rewrite what it held
         commit_from_progress(
             app, input_names | {topics.events}, lambda tp: progress_of(tp).next_to_commit(tp),
             gate if exactly_once else None, before_rebalance=let_go_of_held_events,

@@ -69,10 +69,6 @@ class WorkerSettings(BaseModel):
     # (BENCHMARKS.md). 0, as in Kafka Streams: a partition that moves is restored from
     # its changelog first.
     standby_replicas: int = Field(0, ge=0)
-    # Decoded customer states kept in memory between batches (an estimate of their
-    # size; 0: none), so a customer touched again is not read from RocksDB and decoded
-    # again. Write-through: it saves reads only (stream/worker/state_cache.py).
-    state_cache_mb: int = Field(128, ge=0)
 
 
 def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:

@@ -28,7 +28,6 @@ from stream.core.state import CustomerState
 from stream.processing.census import Census, Standing, standing_of
 from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
 from stream.worker.record_batches import key_hash
-from stream.worker.state_cache import StateCache
 
 _DUE = struct.Struct(">q")
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
@@ -95,15 +94,7 @@ def _iter_items(db: Any):
 
 
 class TableStore:
-    """``cache``: decoded states kept between batches (see stream/worker/state_cache.py);
-    this store reads through it and keeps every state it loads or writes there."""
-
-    def __init__(
-        self, customers: Any, timers: Any, clocks: Any, partition: int, history: Any = None,
-        cache: StateCache | None = None,
-    ) -> None:
-        self._cache = cache
-        self._cache_generation = cache.generation if cache is not None else 0
+    def __init__(self, customers: Any, timers: Any, clocks: Any, partition: int, history: Any = None) -> None:
         self._customers_table = customers
         self._timers_table = timers
         self._clocks_table = clocks
@@ -130,16 +121,11 @@ class TableStore:
     def load(self, customer_id: str) -> CustomerState | None:
         state = self._states.get(customer_id)
         if state is None:
-            cache = self._cache
-            state = cache.get(customer_id) if cache is not None else None
-            if state is None:
-                raw = read_local(self._customers_table, self.partition, customer_id.encode())
-                if raw is None:
-                    self._before[customer_id] = None
-                    return None
-                state = CustomerState.from_bytes(raw)
-                if cache is not None:
-                    cache.put(state, len(raw), self._cache_generation)
+            raw = read_local(self._customers_table, self.partition, customer_id.encode())
+            if raw is None:
+                self._before[customer_id] = None
+                return None
+            state = CustomerState.from_bytes(raw)
             self._states[customer_id] = state
             self._before[customer_id] = standing_of(state)
         return state
@@ -306,10 +292,7 @@ class TableStore:
             after = standing_of(state)
             census.move(self._before[customer_id], after)
             self._before[customer_id] = after
-            encoded = state.to_bytes()
-            put(self._customers_table, customer_id.encode(), encoded)
-            if self._cache is not None:
-                self._cache.put(state, len(encoded), self._cache_generation)
+            put(self._customers_table, customer_id.encode(), state.to_bytes())
         timers_db = self._timers_db()
         for key, write in self._timer_writes.items():
             # Timer writes are blind (the old instant comes from the state), so count

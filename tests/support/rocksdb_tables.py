@@ -11,7 +11,6 @@ from typing import Any
 from faust.stores.rocksdb import RocksDBOptions
 
 from stream.worker.plumbing import ROCKSDB_OPTIONS
-from stream.worker.state_cache import StateCache
 from stream.worker.tables import TableStore
 
 TABLES = ("customers", "timers", "clocks", "history")
@@ -45,10 +44,10 @@ class RocksTables:
             for name in TABLES for partition in range(partitions)
         }
 
-    def store(self, partition: int, cache: StateCache | None = None) -> TableStore:
+    def store(self, partition: int) -> TableStore:
         """A fresh TableStore, as the worker makes one per batch."""
         customers, timers, clocks, history = (self.tables[name, partition] for name in TABLES)
-        return TableStore(customers, timers, clocks, partition, history, cache=cache)
+        return TableStore(customers, timers, clocks, partition, history)
 
     def db(self, name: str, partition: int) -> Any:
         return self.tables[name, partition].data.db

@@ -57,7 +57,6 @@ def test_counters_follow_telemetry() -> None:
         {"kind": "tag", "tag": "prospect", "entered": False},
     ])
     telemetry.record_batch(0.03, ticks=2)
-    telemetry.record_state_cache(hits=9, misses=3, size_bytes=4096)
     samples = parse(render_metrics(snapshot(telemetry)))
     assert samples["segments_events_total"] == {(("type", "order"),): 2}
     assert samples["segments_dead_letters_total"] == {(("reason", "malformed_json"),): 1}
@@ -67,8 +66,6 @@ def test_counters_follow_telemetry() -> None:
     assert samples["segments_batch_duration_seconds_count"] == {(): 1}
     assert samples["segments_batch_duration_seconds_bucket"][(("le", "0.025"),)] == 0
     assert samples["segments_batch_duration_seconds_bucket"][(("le", "0.05"),)] == 1
-    assert samples["segments_state_cache_lookups_total"] == {(("result", "hit"),): 9, (("result", "miss"),): 3}
-    assert samples["segments_state_cache_bytes"] == {(): 4096}
 
 
 def test_every_family_is_exposed_before_its_first_sample() -> None:

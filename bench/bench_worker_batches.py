@@ -1,0 +1,135 @@
+"""The customer agent's batch work without Kafka, side by side in several configurations.
+
+The worker's own code for a batch (``stream.worker.batch_work.process_records``, then
+``TableStore.flush``: RocksDB writes and the changelog records, built but not sent) over
+real RocksDB (faust's RocksDBOptions with the worker's ``ROCKSDB_OPTIONS``, 4
+partitions, ``tests/support/rocksdb_tables.py``), fed the first N CDNOW customers'
+orders in time order as ``segments-events`` records, in batches of --batch records per
+partition. What it leaves out: faust, the intake agent, the sends.
+
+Each configuration runs in a fresh process (the collector settings are per process),
+alternating, --rounds times:
+
+- ``worker``: as the worker runs, with its collector settings (stream/cli/collector.py);
+- ``default-gc``: Python's default collector thresholds, after a ``gc.freeze()`` (what
+  the worker did before 2026-11-27).
+
+    .venv/bin/python bench/bench_worker_batches.py --customers 20000
+
+To compare two trees, put the other one first on ``PYTHONPATH`` (each configuration's
+process imports whichever ``stream`` package Python finds first).
+
+No assertions: numbers only (CPU seconds of the batch work, events per CPU second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+
+CONFIGS = {"worker": True, "default-gc": False}  # -> the worker's collector settings?
+
+
+def run_one(config: str, customers: int, batch: int) -> dict:
+    from stream.cli.collector import settle_collector
+    from stream.demo.cdnow import cdnow_orders, time_ordered
+    from stream.events import decode_event
+    from stream.events.internal import encode_event
+    from stream.rules import DEFAULT_RULES_PATH, load_rules
+    from stream.worker.batch_work import process_records
+    from stream.worker.tables import partition_of
+    from tests.support.rocksdb_tables import RocksTables
+
+    partitions = 4
+    tuned = CONFIGS[config]
+    rules = load_rules(DEFAULT_RULES_PATH)
+    by_partition: list[list[bytes]] = [[] for _ in range(partitions)]
+    batches: list[tuple[int, list[bytes]]] = []
+    events = 0
+    for event in time_ordered(list(cdnow_orders(limit_customers=customers))):
+        decoded = decode_event(
+            orjson.dumps(event), reporting_currency=rules.reporting_currency,
+            currency_rates=rules.currency_rates, max_event_bytes=rules.max_event_bytes,
+        )
+        partition = partition_of(decoded.customer_id, partitions)
+        by_partition[partition].append(encode_event(decoded))
+        events += 1
+        if len(by_partition[partition]) >= batch:
+            batches.append((partition, by_partition[partition]))
+            by_partition[partition] = []
+    batches.extend((partition, values) for partition, values in enumerate(by_partition) if values)
+
+    changes = 0
+    with tempfile.TemporaryDirectory() as folder:
+        tables = RocksTables(Path(folder), partitions)
+        if tuned:
+            settle_collector()
+        else:
+            gc.freeze()  # what the worker did before the thresholds: a freeze only
+        collections_before = sum(stat["collections"] for stat in gc.get_stats())
+        started_cpu, started = time.process_time(), time.perf_counter()
+        for offset, (partition, values) in enumerate(batches):
+            store = tables.store(partition)
+            output = process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
+            store.set_last_offset(offset)
+            store.flush()
+            changes += len(output.changes)
+        cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+        collections = sum(stat["collections"] for stat in gc.get_stats()) - collections_before
+        tables.close()
+    return {
+        "config": config, "events": events, "batches": len(batches), "changes": changes, "cpu": cpu, "wall": wall,
+        "collections": collections, "stream": __import__("stream").__file__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=50, help="records per batch (the worker's averaged about 50 in the throughput benchmark)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
+    args = parser.parse_args()
+    if args.one:
+        print(orjson.dumps(run_one(args.one, args.customers, args.batch)).decode())
+        return
+
+    configs = args.configs.split(",")
+    results: dict[str, list[dict]] = {config: [] for config in configs}
+    for _ in range(args.rounds):
+        for config in configs:
+            completed = subprocess.run(
+                [sys.executable, __file__, "--one", config, "--customers", str(args.customers), "--batch", str(args.batch)],
+                check=True, capture_output=True, text=True,
+            )
+            results[config].append(orjson.loads(completed.stdout.strip().splitlines()[-1]))
+    print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
+    first = results[configs[0]][0]
+    print(f"history: first {args.customers} CDNOW customers, {first['events']:,} events in {first['batches']:,} batches "
+          f"of up to {args.batch} per partition; {first['changes']:,} changes")
+    best = {config: min(rows, key=lambda row: row["cpu"]) for config, rows in results.items()}
+    reference = best[configs[0]]["cpu"]
+    print(f"code: {first['stream']}")
+    print(f"{'config':<12}{'CPU s (each round)':<30}{'events/CPU s (best)':>20}{'collections':>13}{'vs ' + configs[0]:>12}")
+    for config, rows in results.items():
+        row = best[config]
+        rounds = ", ".join(f"{r['cpu']:.2f}" for r in rows)
+        print(f"{config:<12}{rounds:<30}{row['events'] / row['cpu']:>20,.0f}{row['collections']:>13,}"
+              f"{row['cpu'] / reference:>11.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""What the customer agent does with one batch of ``segments-events`` records, between
+reading them and sending: the processor over the partition's tables, then the records to
+publish (segment changes, profiles) and each customer's history. No Kafka here, so
+``bench/bench_worker_batches.py`` measures exactly this code without a broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream.core.profile import profile
+from stream.core.state import CustomerState
+from stream.core.timeutil import rfc3339_ms
+from stream.events.internal import decode_record
+from stream.processing import PartitionProcessor, StepResult
+from stream.rules import Rules
+from stream.worker.tables import TableStore
+
+KeyValue = tuple[bytes, bytes]
+
+
+def profile_record(state: CustomerState, rules: Rules) -> bytes:
+    return orjson.dumps(profile(state, state.evaluated_at, rules))
+
+
+@dataclass
+class BatchOutput:
+    """``change_records``: the segment changes in their wire form (dicts, for telemetry);
+    ``changes`` and ``profiles``: the same changes and the touched customers' profiles
+    as (key, value) records for their topics."""
+
+    change_records: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[KeyValue] = field(default_factory=list)
+    profiles: list[KeyValue] = field(default_factory=list)
+    ticks: int = 0
+
+
+def process_records(values: list[bytes], store: TableStore, rules: Rules, emitted_at_ms: int) -> BatchOutput:
+    """Run events and ticks (``segments-events`` values) through the processor over
+    ``store``; the caller sends the outputs, then flushes the store."""
+    processor = PartitionProcessor(rules, store)
+    result = StepResult()
+    output = BatchOutput()
+    for value in values:
+        decoded = decode_record(value)
+        if isinstance(decoded, int):
+            output.ticks += 1
+            result.extend(processor.on_tick(decoded))
+        else:
+            result.extend(processor.on_event(decoded))
+    emitted_at = rfc3339_ms(emitted_at_ms)
+    for change in result.changes:
+        change_record = change.to_json_dict()
+        change_record["emitted_at"] = emitted_at
+        output.change_records.append(change_record)
+        output.changes.append((change.customer_id.encode(), orjson.dumps(change_record)))
+        store.add_history(change.customer_id, [change_record])
+    for customer_id, state in result.touched.items():
+        output.profiles.append((customer_id.encode(), profile_record(state, rules)))
+    return output
