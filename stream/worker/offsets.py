@@ -226,18 +226,8 @@ async def take_unhandled(
 
 async def source_end_offsets(app: Any, partitions: list[Any]) -> dict[Any, int]:
     """The broker's end offsets of source partitions, fresh (the stable end under
-    read_committed). faust exposes no such query; ask its consumer thread's aiokafka
-    consumer."""
-    if not partitions:
-        return {}
-    return await in_consumer_thread(app, "end_offsets", partitions)
-
-
-async def in_consumer_thread(app: Any, method: str, *args: Any) -> Any:
-    """Call a method of the aiokafka consumer in faust's consumer thread, which owns it.
-    (faust has no API for the queries the agents need.)"""
-    thread = app.consumer._thread
-    return await thread.call_thread(getattr(thread._ensure_consumer(), method), *args)
+    read_committed); see stream/worker/broker_queries.py for why not faust's consumer."""
+    return await app.broker_queries.end_offsets(partitions)
 
 
 class StalledTails:
@@ -345,7 +335,7 @@ async def resume_offset(app: Any, progress: SourceProgress, tp: Any) -> int:
     expected = progress.expected(tp)
     if expected is not None:
         return expected
-    return await in_consumer_thread(app, "committed", tp) or 0
+    return await app.broker_queries.committed(tp) or 0
 
 
 class BatchGate:

@@ -16,6 +16,7 @@ import faust.streams as faust_streams
 import rocksdict
 
 from stream.clients import KafkaSettings
+from stream.worker.broker_queries import BrokerQueries
 from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
 from stream.worker.recovery_watch import watch_recovery
 from stream.worker.settings import state_dir
@@ -69,6 +70,13 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     )
     reread_cleared_messages(app)
     watch_recovery(app)
+    queries = BrokerQueries(kafka, settings.app_id, read_committed=settings.processing_guarantee == "exactly_once")
+    app.broker_queries = queries  # type: ignore[attr-defined]
+
+    @app.on_before_shutdown.connect
+    async def close_broker_queries(sender: Any, **kwargs: Any) -> None:
+        await queries.close()
+
     return app
 
 
