@@ -64,6 +64,9 @@ class Change(NamedTuple):
     tag: str | None = None  # kind == "tag"
     entered: bool | None = None  # kind == "tag"
     timezone: str | None = None  # the customer's, when an event named one
+    # The customer's change sequence number (1 for its first change; part of change_id,
+    # not of the wire form): the worker keys the customer's stored history by it.
+    seq: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The wire form. ``from``/``to`` only on segment changes, ``tag``/``entered`` only

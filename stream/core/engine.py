@@ -210,6 +210,7 @@ def _emit(state: CustomerState, ev: Evaluation, cause: Cause, p: RuleParams) -> 
                 metrics=metrics,
                 rules_version=p.version,
                 timezone=state.timezone,
+                seq=state.seq,
                 **extra,
             )
         )

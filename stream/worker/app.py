@@ -51,7 +51,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     customers = state_table(app, "customers", partitions)
     timers = state_table(app, "timers", partitions)
     clocks = state_table(app, "clocks", partitions)
-    history = state_table(app, "history", partitions)
+    history = state_table(app, "recent_changes", partitions)
 
     merger: EventTimeMerger[tuple[Any, Any, SourceRecord]] = EventTimeMerger()
     exactly_once = settings.processing_guarantee == "exactly_once"

@@ -57,7 +57,7 @@ def process_records(values: list[bytes], store: TableStore, rules: Rules, emitte
         change_record["emitted_at"] = emitted_at
         output.change_records.append(change_record)
         output.changes.append((change.customer_id.encode(), orjson.dumps(change_record)))
-        store.add_history(change.customer_id, [change_record])
+        store.add_history(change.customer_id, change.seq, change_record)
     for customer_id, state in result.touched.items():
         output.profiles.append((customer_id.encode(), profile_record(state, rules)))
     return output

@@ -13,7 +13,7 @@ from stream.ops.snapshot import PartitionOffsets, WorkerSnapshot
 from stream.ops.telemetry import WorkerTelemetry
 from stream.processing.census import Census
 from stream.rules import Rules
-from stream.worker.tables import census_key, clock_key, history_of, partition_of
+from stream.worker.tables import census_key, clock_key, partition_of, read_history
 
 
 def group_offsets(app: Any, topics: set[str]) -> list[PartitionOffsets]:
@@ -98,9 +98,10 @@ class WorkerProbe:
         if raw is None:
             return None
         state = CustomerState.from_bytes(raw)
-        raw_history = self.history.get(key)
-        history = history_of(raw_history)
+        partition = partition_of(customer_id, self.partitions)
+        # The customer's partition is open here: its state was just read from it.
+        history = read_history(self.history.data._db_for_partition(partition), customer_id)
         # As of the partition clock, like `segments profile` and `segments snapshot`.
-        raw_clock = self.clocks.get(clock_key(partition_of(customer_id, self.partitions)))
+        raw_clock = self.clocks.get(clock_key(partition))
         now = max(int(raw_clock) if raw_clock is not None else 0, state.evaluated_at or 0)
         return profile(state, now, self.rules), history

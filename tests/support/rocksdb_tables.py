@@ -13,7 +13,7 @@ from faust.stores.rocksdb import RocksDBOptions
 from stream.worker.plumbing import ROCKSDB_OPTIONS
 from stream.worker.tables import TableStore
 
-TABLES = ("customers", "timers", "clocks", "history")
+TABLES = ("customers", "timers", "clocks", "recent_changes")
 
 
 class _Data:

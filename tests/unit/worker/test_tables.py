@@ -11,7 +11,7 @@ import pytest
 from stream.core.events import CartEvent, OrderEvent
 from stream.processing import MemoryStore, PartitionProcessor
 from stream.rules import DEFAULT_RULES_PATH, load_rules
-from stream.worker.tables import HISTORY_LIMIT, history_entry, history_of
+from stream.worker.tables import HISTORY_LIMIT, history_entry, read_history
 from tests.support.rocksdb_tables import RocksTables
 
 DAY = 86_400_000
@@ -92,19 +92,33 @@ def test_due_returns_persisted_and_new_timers_in_order_up_to_the_limit(tmp_path:
 def test_history_keeps_the_latest_entries_across_batches(tmp_path: Path) -> None:
     tables = RocksTables(tmp_path, 1)
     try:
-        changes = [
-            {"change_id": f"ch{n}", "kind": "segment", "from": None, "to": "New Customers", "at": "t", "cause": f"e{n}",
-             "customer_id": "c1", "metrics": {"frequency": n}, "emitted_at": "later"}
-            for n in range(HISTORY_LIMIT + 7)
-        ]
-        for start in range(0, len(changes), 5):  # batches of 5, each a fresh store as in the worker
+        def change(customer: str, seq: int) -> dict:
+            return {"change_id": f"{customer}-{seq}", "kind": "segment", "from": None, "to": "New Customers", "at": "t",
+                    "cause": f"e{seq}", "customer_id": customer, "metrics": {"frequency": seq}, "emitted_at": "later"}
+
+        # Two customers whose ids could run into each other's keys without the length prefix.
+        customers = ["c1", "c1\x00", "c"]
+        changes = {customer: [change(customer, seq) for seq in range(1, HISTORY_LIMIT + 8)] for customer in customers}
+        for start in range(0, HISTORY_LIMIT + 7, 5):  # batches of 5, each a fresh store as in the worker
             store = tables.store(0)
-            store.add_history("c1", changes[start:start + 5])
+            for customer in customers:
+                for record in changes[customer][start:start + 5]:
+                    store.add_history(customer, int(record["change_id"].rsplit("-", 1)[1]), record)
             records = store.flush()
-            assert [key for _, key, _ in records] == [b"c1"]  # one history record, nothing else changed
-        stored = history_of(tables.db("history", 0).get(b"c1"))
-        assert stored == [history_entry(change) for change in changes[-HISTORY_LIMIT:]]
-        assert "metrics" not in stored[0] and "emitted_at" not in stored[0]
-        assert history_of(None) == []
+            # One record per change, and a delete per change that left the history.
+            seqs = range(start + 1, min(start + 5, HISTORY_LIMIT + 7) + 1)
+            assert len(records) == len(customers) * (len(seqs) + sum(1 for seq in seqs if seq > HISTORY_LIMIT))
+        db = tables.db("recent_changes", 0)
+        for customer in customers:
+            stored = read_history(db, customer)
+            assert stored == [history_entry(record) for record in changes[customer][-HISTORY_LIMIT:]]
+            assert "metrics" not in stored[0] and "emitted_at" not in stored[0]
+        assert read_history(db, "nobody") == []
+        # A batch processed again writes the same keys: nothing changes.
+        store = tables.store(0)
+        for record in changes["c1"][-5:]:
+            store.add_history("c1", int(record["change_id"].rsplit("-", 1)[1]), record)
+        store.flush()
+        assert read_history(db, "c1") == [history_entry(record) for record in changes["c1"][-HISTORY_LIMIT:]]
     finally:
         tables.close()
