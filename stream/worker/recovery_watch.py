@@ -8,7 +8,12 @@ in faust's consumer stopped handing messages over. It has not been reproduced on
 demand. When a recovery outlasts RECOVERY_REPORT_SECONDS, this logs faust's flow and
 buffer state and where every asyncio task of the process waits, once per recovery: the
 message loop's wait names the cause. The report carries code locations, partition names
-and offsets, no record contents (no customer data)."""
+and offsets, no record contents (no customer data).
+
+Caught once with it (2026-11-27, the rebalance test, changelog partitions handed back
+when the second worker left): faust had them active and unpaused, its fetch waited on
+aiokafka, aiokafka's fetch requests were going out, no record came back. The report now
+also shows aiokafka's own state of each partition (``aiokafka_state``)."""
 
 from __future__ import annotations
 
@@ -102,7 +107,31 @@ def faust_state(app: Any) -> str:
     for tp, channels in app.topics._tp_index.items():
         sizes = [f"{channel.queue.qsize()}/{channel.queue.maxsize}" for channel in channels]
         lines.append(f"buffer {tp.topic}[{tp.partition}]: {sizes}")
+    lines.extend(aiokafka_state(app))
     return "\n".join(lines)
+
+
+def aiokafka_state(app: Any) -> list[str]:
+    """What faust's aiokafka consumer itself holds per partition: whether aiokafka, not
+    only faust, has it paused, its position and status, and fetched records waiting. (In
+    the one recovery caught hanging, faust's own state said the changelog partitions were
+    active and its fetch was waiting on aiokafka: this says why aiokafka fetched nothing.)
+    Read from the main thread while the consumer thread runs: a snapshot, maybe torn."""
+    try:
+        aiokafka_consumer = app.consumer._thread._consumer
+        assignment = aiokafka_consumer._subscription.subscription.assignment
+    except Exception as exc:  # no consumer yet, or another faust/aiokafka layout
+        return [f"aiokafka state unavailable: {exc!r}"]
+    fetched = getattr(getattr(aiokafka_consumer, "_fetcher", None), "_records", None)
+    waiting = "fetcher not started" if fetched is None else sorted(f"{tp.topic}[{tp.partition}]" for tp in list(fetched))
+    lines = [f"aiokafka fetched, undelivered: {waiting}"]
+    for tp in sorted(assignment.tps, key=lambda tp: (tp.topic, tp.partition)):
+        state = assignment.state_value(tp)
+        lines.append(
+            f"aiokafka {tp.topic}[{tp.partition}]: paused={state.paused} status={getattr(state, '_status', '?')} "
+            f"position={getattr(state, '_position', '?')} highwater={state.highwater}"
+        )
+    return lines
 
 
 def watch_recovery(app: Any) -> None:

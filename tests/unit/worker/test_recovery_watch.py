@@ -48,3 +48,28 @@ def test_faust_state_reads_a_real_faust_app() -> None:
     app = faust.App("recovery-watch-test", broker="kafka://127.0.0.1:1", web_enabled=False)
     state = faust_state(app)
     assert "flow_active=" in state and "buffered=[]" in state and "changelog_queue=0" in state
+
+
+def test_the_report_shows_aiokafkas_own_partition_state() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from stream.worker.recovery_watch import aiokafka_state
+
+    async def report() -> list[str]:
+        consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")  # never started: no broker needed
+        consumer.assign([TopicPartition("orders-changelog", 1)])
+        consumer.pause(TopicPartition("orders-changelog", 1))
+        app = SimpleNamespace(consumer=SimpleNamespace(_thread=SimpleNamespace(_consumer=consumer)))
+        try:
+            return aiokafka_state(app)
+        finally:
+            await consumer.stop()
+
+    lines = asyncio.run(report())
+    assert lines[0] == "aiokafka fetched, undelivered: fetcher not started"
+    assert lines[1].startswith("aiokafka orders-changelog[1]: paused=True status=")
+    assert "position=None" in lines[1]
+    assert aiokafka_state(SimpleNamespace())[0].startswith("aiokafka state unavailable")
