@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stream.cli.collector import settle_collector  # noqa: E402
 from stream.core.engine import advance  # noqa: E402
 from stream.core.events import OrderEvent  # noqa: E402
 from stream.core.state import CustomerState  # noqa: E402
 from stream.processing import PartitionProcessor  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
-from stream.cli.collector import settle_collector  # noqa: E402
 from stream.worker.tables import partition_of  # noqa: E402
 from tests.support.rocksdb_tables import RocksTables  # noqa: E402
 

@@ -1,11 +1,10 @@
 """A report for the rare table recovery that never ends.
 
-Twice in 32 pytest runs of tests/integration/test_worker_crash.py,
-test_worker_rebalance.py and test_worker_bad_input.py together (the last 26 in a row
-passed; 12 runs of the rebalance test alone all passed), a worker's recovery after a
-rebalance received no changelog record for minutes after "Resuming flow...": something
-in faust's consumer stopped handing messages over. It has not been reproduced on
-demand. When a recovery outlasts RECOVERY_REPORT_SECONDS, this logs faust's flow and
+Three times in 66 pytest runs of tests/integration/test_worker_crash.py,
+test_worker_rebalance.py and test_worker_bad_input.py together (2026-11-26 and 27; 12
+runs of the rebalance test alone all passed), a worker's recovery after a rebalance
+received no changelog record for minutes after "Resuming flow...": something in faust's
+consumer stopped handing messages over. It has not been reproduced on demand. When a recovery outlasts RECOVERY_REPORT_SECONDS, this logs faust's flow and
 buffer state and where every asyncio task of the process waits, once per recovery: the
 message loop's wait names the cause. The report carries code locations, partition names
 and offsets, no record contents (no customer data).
@@ -88,12 +87,17 @@ def task_stacks(loop: asyncio.AbstractEventLoop | None = None) -> str:
     return out.getvalue()
 
 
+def _name(tp: Any) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
+def names(tps: Any) -> list[str]:
+    return sorted(_name(tp) for tp in tps or ())
+
+
 def faust_state(app: Any) -> str:
     """faust's consumer and buffer state: what decides whether messages flow."""
     consumer = app.consumer
-
-    def names(tps: Any) -> list[str]:
-        return sorted(f"{tp.topic}[{tp.partition}]" for tp in tps or ())
 
     lines = [
         f"flow_active={consumer.flow_active} suspend_flow={consumer.suspend_flow.is_set()} "
@@ -101,12 +105,12 @@ def faust_state(app: Any) -> str:
         f"active={names(consumer._active_partitions)}",
         f"paused={names(consumer._paused_partitions)}",
         f"buffered={names(consumer._buffered_partitions)}",
-        f"read_offsets={ {f'{tp.topic}[{tp.partition}]': offset for tp, offset in consumer._read_offset.items()} }",
+        f"read_offsets={ {_name(tp): offset for tp, offset in consumer._read_offset.items()} }",
         f"changelog_queue={app.tables.changelog_queue.qsize()}",
     ]
     for tp, channels in app.topics._tp_index.items():
         sizes = [f"{channel.queue.qsize()}/{channel.queue.maxsize}" for channel in channels]
-        lines.append(f"buffer {tp.topic}[{tp.partition}]: {sizes}")
+        lines.append(f"buffer {_name(tp)}: {sizes}")
     lines.extend(aiokafka_state(app))
     return "\n".join(lines)
 
@@ -123,12 +127,12 @@ def aiokafka_state(app: Any) -> list[str]:
     except Exception as exc:  # no consumer yet, or another faust/aiokafka layout
         return [f"aiokafka state unavailable: {exc!r}"]
     fetched = getattr(getattr(aiokafka_consumer, "_fetcher", None), "_records", None)
-    waiting = "fetcher not started" if fetched is None else sorted(f"{tp.topic}[{tp.partition}]" for tp in list(fetched))
+    waiting = "fetcher not started" if fetched is None else names(list(fetched))
     lines = [f"aiokafka fetched, undelivered: {waiting}"]
     for tp in sorted(assignment.tps, key=lambda tp: (tp.topic, tp.partition)):
         state = assignment.state_value(tp)
         lines.append(
-            f"aiokafka {tp.topic}[{tp.partition}]: paused={state.paused} status={getattr(state, '_status', '?')} "
+            f"aiokafka {_name(tp)}: paused={state.paused} status={getattr(state, '_status', '?')} "
             f"position={getattr(state, '_position', '?')} highwater={state.highwater}"
         )
     return lines

@@ -37,7 +37,7 @@ _DELETED = object()
 _UNSCANNED = object()
 # Changes kept per customer for the lookup; older ones are on the segment-changes topic.
 # One record per change: a list per customer rewritten on every change made the history
-# the largest of the changelogs (1.5 KB a write, 70 % of the changelog bytes of a CDNOW
+# the largest of the changelogs (1.5 KB a write, 72 % of the changelog bytes of a CDNOW
 # replay) and cost the worker about a fifth of its throughput (BENCHMARKS.md).
 HISTORY_LIMIT = 20
 _HISTORY_ID_LENGTH = struct.Struct(">H")  # customer ids are at most 256 characters
