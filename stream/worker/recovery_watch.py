@@ -9,10 +9,11 @@ buffer state and where every asyncio task of the process waits, once per recover
 message loop's wait names the cause. The report carries code locations, partition names
 and offsets, no record contents (no customer data).
 
-Caught once with it (2026-11-27, the rebalance test, changelog partitions handed back
-when the second worker left): faust had them active and unpaused, its fetch waited on
-aiokafka, aiokafka's fetch requests were going out, no record came back. The report now
-also shows aiokafka's own state of each partition (``aiokafka_state``)."""
+Caught twice with it (2026-11-27, the rebalance test). The first report: faust had the
+changelog partitions being restored active and unpaused, its fetch waited on aiokafka.
+The second, with aiokafka's own state (``aiokafka_state``): aiokafka had read those
+partitions to their end while faust had received none of their records, i.e. faust
+dropped a fetched batch before delivery (README, Known limitations)."""
 
 from __future__ import annotations
 
