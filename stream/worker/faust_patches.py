@@ -1,7 +1,8 @@
 """Changes to faust's consumer that faust has no setting for, applied once per process
-(``stream_app`` does it): a shorter fetch wait, and message delivery without four tasks
-per message; and, per app, fetching again the messages faust throws out of its stream
-buffers after a rebalance (``reread_cleared_messages``).
+(``stream_app`` does it): a shorter fetch wait, message delivery without four tasks per
+message, and the fetch fixes of stream/worker/fetch_fixes.py; and, per app, fetching
+again the messages faust throws out of its stream buffers after a rebalance
+(``reread_cleared_messages``).
 
 ``direct_delivery`` replaces faust's message loop with an edited copy; a unit test
 (tests/unit/worker/test_faust_patches.py) pins the source of the faust version it was
@@ -18,6 +19,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
+from stream.worker.fetch_fixes import apply_fetch_fixes
+
 log = logging.getLogger("stream.worker.faust_patches")
 
 # How long the broker may hold a fetch that found no new records. faust fixes it at
@@ -30,6 +33,7 @@ FETCH_MAX_WAIT_MS = 100
 def apply_faust_patches() -> None:
     short_fetch_wait()
     direct_delivery()
+    apply_fetch_fixes()
 
 
 def short_fetch_wait() -> None:
