@@ -22,8 +22,11 @@ possible together:
    ``recovered_getmany`` sends the consumer back to the recovery's own offset for every
    changelog partition under recovery whose fetched records it did not deliver.
 
-``recovered_getmany`` is an edited copy of faust's ``Consumer.getmany``; a unit test
-(tests/unit/worker/test_faust_patches.py) pins the faust source it copies.
+Either fix alone ends the hang: tests/integration/test_worker_fetch_across_rebalance.py
+forces that timing in a real worker, with both and with the second alone; without them
+its recovery never ends, with the report above. ``recovered_getmany`` is an edited copy
+of faust's ``Consumer.getmany``; a unit test (tests/unit/worker/test_faust_patches.py)
+pins the faust source it copies.
 """
 
 from __future__ import annotations

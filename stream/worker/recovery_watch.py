@@ -1,19 +1,18 @@
-"""A report for the rare table recovery that never ends.
+"""A report for a table recovery that runs too long.
 
 Three times in 66 pytest runs of tests/integration/test_worker_crash.py,
-test_worker_rebalance.py and test_worker_bad_input.py together (2026-11-26 and 27; 12
-runs of the rebalance test alone all passed), a worker's recovery after a rebalance
-received no changelog record for minutes after "Resuming flow...": something in faust's
-consumer stopped handing messages over. It has not been reproduced on demand. When a recovery outlasts RECOVERY_REPORT_SECONDS, this logs faust's flow and
-buffer state and where every asyncio task of the process waits, once per recovery: the
-message loop's wait names the cause. The report carries code locations, partition names
-and offsets, no record contents (no customer data).
+test_worker_rebalance.py and test_worker_bad_input.py together (2026-11-26 and 27), a
+worker's recovery after a rebalance received no changelog record for minutes after
+"Resuming flow...". When a recovery outlasts RECOVERY_REPORT_SECONDS, this logs faust's
+flow and buffer state, aiokafka's own state of each partition and where every asyncio
+task of the process waits, once per recovery. The report carries code locations,
+partition names and offsets, no record contents (no customer data).
 
-Caught twice with it (2026-11-27, the rebalance test). The first report: faust had the
-changelog partitions being restored active and unpaused, its fetch waited on aiokafka.
-The second, with aiokafka's own state (``aiokafka_state``): aiokafka had read those
-partitions to their end while faust had received none of their records, i.e. faust
-dropped a fetched batch before delivery (README, Known limitations)."""
+It named the cause the second time it caught one: aiokafka had read the changelog
+partitions under recovery to their end (position = highwater) while faust had received
+none of their records (read offset None), i.e. faust dropped a fetched batch before
+delivery. stream/worker/fetch_fixes.py explains how and fixes it. The watch stays, for
+whatever else may hold a recovery up."""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+"""`segments` whose consumer hits, at its first rebalance, the timing that once left a
+table recovery waiting for good (stream/worker/fetch_fixes.py): a fetch that faust
+started before the rebalance finds nothing until the recovery has sought its changelog
+partitions, and returns while the recovery has not yet resumed the flow. For
+tests/integration/test_worker_fetch_across_rebalance.py.
+
+Environment: HOLD_SECONDS (how long the recovery waits between its seek and resuming
+the flow, default 1). UNFIXED: fixes of stream/worker/fetch_fixes.py left out, by name
+(own_partition_set, recovered_getmany, comma-separated), or 1 for both: the recovery
+then never ends. The process prints "FETCH HELD" when a fetch waited across the
+rebalance, so the test can check the timing was the one intended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+from aiokafka.consumer.fetcher import Fetcher
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+from stream.cli.main import main
+
+HOLD_SECONDS = float(os.environ.get("HOLD_SECONDS", "1"))
+# Set from the first partition revocation until the recovery has sought: fetches meanwhile
+# find nothing. Read on the consumer thread, written on the main one.
+holding = {"first_rebalance": True, "now": False}
+
+fetched_records = Fetcher.fetched_records
+
+
+async def fetched_records_held(self: Fetcher, partitions: Any, timeout: float = 0, max_records: Any = None) -> Any:
+    """aiokafka's, in short steps, finding nothing while a hold is on."""
+    deadline = time.monotonic() + timeout
+    held = False
+    while True:
+        if holding["now"]:
+            held = True
+            await asyncio.sleep(0.01)
+            continue
+        records = await fetched_records(self, partitions, min(0.05, max(0.0, deadline - time.monotonic())), max_records)
+        if held:
+            print(f"FETCH HELD across the rebalance: {len(records)} partitions' records", flush=True)
+            return records
+        if records or time.monotonic() >= deadline:
+            return records
+
+
+on_partitions_revoked = Consumer.on_partitions_revoked
+
+
+async def on_partitions_revoked_held(self: Consumer, revoked: Any) -> None:
+    if holding["first_rebalance"] and self.app.tables.recovery.completed.is_set():
+        holding["first_rebalance"], holding["now"] = False, True
+    await on_partitions_revoked(self, revoked)
+
+
+seek_offsets = Recovery._seek_offsets
+
+
+async def seek_offsets_held(self: Recovery, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+    await seek_offsets(self, consumer, tps, offsets, title)
+    if holding["now"] and title == "active":
+        holding["now"] = False  # the waiting fetch now finds the records from the seek
+        await asyncio.sleep(HOLD_SECONDS)  # the flow stays stopped meanwhile
+
+
+Fetcher.fetched_records = fetched_records_held  # type: ignore[method-assign]
+Consumer.on_partitions_revoked = on_partitions_revoked_held  # type: ignore[method-assign]
+Recovery._seek_offsets = seek_offsets_held  # type: ignore[method-assign]
+
+# Marked as applied already, so the worker runs faust's own.
+UNFIXED = set(os.environ.get("UNFIXED", "").split(","))
+if UNFIXED & {"1", "own_partition_set"}:
+    AIOKafkaConsumer._getmany.own_partition_set = True  # type: ignore[attr-defined]
+if UNFIXED & {"1", "recovered_getmany"}:
+    Consumer.getmany.recovered_getmany = True  # type: ignore[attr-defined]
+
+if __name__ == "__main__":
+    sys.argv[0] = "segments"
+    main()

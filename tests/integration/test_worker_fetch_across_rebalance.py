@@ -1,0 +1,65 @@
+"""A fetch that waits across a rebalance and returns, with records of the changelogs the
+recovery has just sought, before the recovery resumes the flow (the timing that once
+left a recovery waiting for good, stream/worker/fetch_fixes.py): the recovery still
+completes, and the results equal `segments batch`. The worker is
+tests/integration/apps/fetch_across_rebalance_worker.py, which forces that timing at its
+first rebalance. Each of the two fixes is enough alone: the second one is also run
+without the first. (With UNFIXED=1 in the worker's environment, neither: the recovery
+never ends, and this test fails.)"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
+from tests.integration.worker_harness import WorkerNamespace, batch_results
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+# The worker's UNFIXED: both fixes; only the getmany one (the waiting fetch takes the
+# changelog records, faust drops them, the consumer is sent back for them).
+FIXES = {"both fixes": "", "only recovered_getmany": "own_partition_set"}
+
+WORKER = Path(__file__).parent / "apps" / "fetch_across_rebalance_worker.py"
+UNTIL = "1998-07-01"
+
+
+@pytest.mark.parametrize("unfixed", FIXES.values(), ids=FIXES.keys())
+def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance(
+    kafka_bootstrap: str, unique_name, tmp_path: Path, unfixed: str,
+) -> None:
+    events = time_ordered(list(cdnow_orders(limit_customers=150)))
+    history, first_half, second_half = tmp_path / "all.jsonl", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    write_jsonl(events, history)
+    write_jsonl(events[: len(events) // 2], first_half)
+    write_jsonl(events[len(events) // 2 :], second_half)
+    ns = WorkerNamespace(kafka_bootstrap, unique_name("fetchhold"), tmp_path, worker_command=[sys.executable, str(WORKER)],
+                        worker_env={"UNFIXED": unfixed})
+    try:
+        ns.start_worker()
+        # Idle afterwards: its fetch waits for records when the second worker joins.
+        ns.cli("replay", str(first_half), "--wait", "--timeout", "120")
+        ns.start_extra_worker("second")
+        ns.cli("replay", str(second_half), "--until", UNTIL, "--wait", "--timeout", "120")
+
+        log = ns.worker_log.read_text(errors="replace")
+        assert "FETCH HELD across the rebalance" in log, "the fetch must have waited across the rebalance"
+        assert "table recovery running for over" not in log
+        if unfixed:
+            assert "changelog partitions under recovery again" in log, "faust must have dropped them"
+
+        snapshot = tmp_path / "snapshot.jsonl"
+        ns.cli("snapshot", "--out", str(snapshot))
+        batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
+        assert snapshot.read_bytes().splitlines() == batch_profiles
+        seen = ns.changes_by_customer()
+        first_occurrences = {}
+        for customer, changes in seen.items():
+            ids: set[str] = set()
+            first_occurrences[customer] = [c for c in changes if not (c["change_id"] in ids or ids.add(c["change_id"]))]
+        assert first_occurrences == batch_changes
+    finally:
+        ns.close()
