@@ -1,6 +1,6 @@
 """Two fixes to how faust's consumer fetches, for the table recovery that never ended
-(README, Known limitations: three times in about 70 runs of the crash, rebalance and
-bad-input tests, a worker's recovery after a rebalance got no changelog record, ever).
+(three times in about 70 runs of the crash, rebalance and bad-input tests, and once in
+CI, a worker's recovery after a rebalance got no changelog record, ever).
 
 The recovery report caught it (stream/worker/recovery_watch.py): aiokafka had read the
 changelog partitions under recovery to their end, faust had received none of their
