@@ -39,6 +39,13 @@ log = logging.getLogger("stream.worker.fetch_fixes")
 
 
 def apply_fetch_fixes() -> None:
+    """Both fixes, once per process. (Marked on the class, not on the replaced methods,
+    so that a test app may wrap the fixed methods after applying them.)"""
+    from faust.transport.consumer import Consumer
+
+    if getattr(Consumer, "fetch_fixes_applied", False):
+        return
+    Consumer.fetch_fixes_applied = True  # type: ignore[attr-defined]
     own_partition_set()
     recovered_getmany()
 
@@ -48,13 +55,10 @@ def own_partition_set() -> None:
     from faust.transport.drivers.aiokafka import Consumer
 
     getmany = Consumer._getmany
-    if getattr(getmany, "own_partition_set", False):
-        return
 
     async def _getmany(self: Any, active_partitions: set[Any] | None, timeout: float) -> Any:
         return await getmany(self, partitions_copy(active_partitions), timeout)
 
-    _getmany.own_partition_set = True  # type: ignore[attr-defined]
     Consumer._getmany = _getmany  # type: ignore[method-assign]
 
 
@@ -68,9 +72,6 @@ def recovered_getmany() -> None:
     """Replace faust's ``Consumer.getmany`` with one that, when it drops fetched records,
     sends the consumer back for those of changelog partitions under recovery (fix 2)."""
     from faust.transport.consumer import Consumer
-
-    if getattr(Consumer.getmany, "recovered_getmany", False):
-        return
 
     async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         # faust 0.15.3's Consumer.getmany (its comment on the round-robin order
@@ -123,7 +124,6 @@ def recovered_getmany() -> None:
         if dropped:
             await reread_recovering_changelogs(self.app, dropped)
 
-    getmany.recovered_getmany = True  # type: ignore[attr-defined]
     Consumer.getmany = getmany  # type: ignore[method-assign]
 
 

@@ -22,9 +22,8 @@ from typing import Any
 from aiokafka.consumer.fetcher import Fetcher
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
-from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-
 from stream.cli.main import main
+from stream.worker import fetch_fixes
 
 HOLD_SECONDS = float(os.environ.get("HOLD_SECONDS", "1"))
 # Set from the first partition revocation until the recovery has sought: fetches meanwhile
@@ -74,12 +73,14 @@ Fetcher.fetched_records = fetched_records_held  # type: ignore[method-assign]
 Consumer.on_partitions_revoked = on_partitions_revoked_held  # type: ignore[method-assign]
 Recovery._seek_offsets = seek_offsets_held  # type: ignore[method-assign]
 
-# Marked as applied already, so the worker runs faust's own.
-UNFIXED = set(os.environ.get("UNFIXED", "").split(","))
-if UNFIXED & {"1", "own_partition_set"}:
-    AIOKafkaConsumer._getmany.own_partition_set = True  # type: ignore[attr-defined]
-if UNFIXED & {"1", "recovered_getmany"}:
-    Consumer.getmany.recovered_getmany = True  # type: ignore[attr-defined]
+UNFIXED = set(os.environ.get("UNFIXED", "").split(",")) - {""}
+if UNFIXED:
+    # Marked as applied, so the worker's own start-up leaves the fixes to this.
+    Consumer.fetch_fixes_applied = True  # type: ignore[attr-defined]
+    if not UNFIXED & {"1", "own_partition_set"}:
+        fetch_fixes.own_partition_set()
+    if not UNFIXED & {"1", "recovered_getmany"}:
+        fetch_fixes.recovered_getmany()
 
 if __name__ == "__main__":
     sys.argv[0] = "segments"

@@ -18,6 +18,11 @@ from typing import Any
 from faust.transport.consumer import Consumer
 
 from stream.cli.main import main
+from stream.worker.faust_patches import apply_faust_patches
+
+# The worker's own changes to faust's consumer first (getmany among them), so the loss
+# below wraps the getmany the worker really runs; applied once, start-up leaves it.
+apply_faust_patches()
 
 LOSE_TOPIC = os.environ["LOSE_TOPIC"]
 LOSE_SECONDS = float(os.environ.get("LOSE_SECONDS", "3"))

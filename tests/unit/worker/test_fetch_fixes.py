@@ -134,3 +134,21 @@ def test_a_batch_delivered_whole_sends_for_nothing() -> None:
     consumer = _Consumer({CUSTOMERS: [0, 1], ORDERS: [10]})
     assert len(_deliver(consumer)) == 3
     assert consumer.seeks == []
+
+
+def test_the_fixes_apply_once_and_leave_a_later_wrapper_in_place() -> None:
+    from faust.transport.consumer import Consumer
+
+    fetch_fixes.apply_fetch_fixes()
+    fixed = Consumer.getmany
+
+    async def wrapper(self: Any, timeout: float) -> Any:  # what tests/integration/apps/lossy_worker.py does
+        async for item in fixed(self, timeout):
+            yield item
+
+    Consumer.getmany = wrapper  # type: ignore[method-assign]
+    try:
+        fetch_fixes.apply_fetch_fixes()
+        assert Consumer.getmany is wrapper
+    finally:
+        Consumer.getmany = fixed  # type: ignore[method-assign]
