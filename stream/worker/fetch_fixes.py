@@ -23,8 +23,9 @@ possible together:
    changelog partition under recovery whose fetched records it did not deliver.
 
 Either fix alone ends the hang: tests/integration/test_worker_fetch_across_rebalance.py
-forces that timing in a real worker, with both and with the second alone; without them
-its recovery never ends, with the report above. ``recovered_getmany`` is an edited copy
+forces that timing in a real worker, with both and with the second alone. Without them
+the recovery waits until the recovery watch gives up on it (60 s) and reads the stalled
+partitions again; without that too, it never ends. ``recovered_getmany`` is an edited copy
 of faust's ``Consumer.getmany``; a unit test (tests/unit/worker/test_faust_patches.py)
 pins the faust source it copies.
 """

@@ -12,7 +12,9 @@ It named the cause the second time it caught one: aiokafka had read the changelo
 partitions under recovery to their end (position = highwater) while faust had received
 none of their records (read offset None), i.e. faust dropped a fetched batch before
 delivery. stream/worker/fetch_fixes.py explains how and fixes it. The watch stays, for
-whatever else may hold a recovery up."""
+whatever else may hold a recovery up, and after its report it sends the consumer back
+for the partitions that got nothing (``stalled_partitions``): a recovery that lost
+records that way takes RECOVERY_REPORT_SECONDS longer instead of never ending."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import io
 import logging
 import time
 from typing import Any
+
+from stream.worker.fetch_fixes import reread_recovering_changelogs
 
 log = logging.getLogger("stream.worker.recovery_watch")
 
@@ -138,9 +142,25 @@ def aiokafka_state(app: Any) -> list[str]:
     return lines
 
 
+def stalled_partitions(recovery: Any, now: float, quiet_seconds: float) -> list[Any]:
+    """The active changelog partitions faust's ``recovery`` still needs records of and
+    has received none of for ``quiet_seconds`` (or at all)."""
+    received_at = recovery._active_events_received_at  # tp -> monotonic time of its last record
+    stalled = []
+    for tp, remaining in recovery.active_remaining().items():
+        last = received_at.get(tp)
+        if remaining > 0 and (last is None or now - last >= quiet_seconds):
+            stalled.append(tp)
+    return stalled
+
+
 def watch_recovery(app: Any) -> None:
-    """Add the report to a faust app."""
-    watch = RecoveryWatch()
+    """Add the report to a faust app, and, with it, send the consumer back for the
+    records of partitions the recovery waits on in vain: whatever lost them (the cause
+    known so far is fixed in stream/worker/fetch_fixes.py), reading them again from
+    where the recovery stands costs a re-read, and a recovery that never ends costs the
+    worker."""
+    watch = RecoveryWatch(RECOVERY_REPORT_SECONDS)
 
     @app.timer(CHECK_SECONDS)
     async def report_long_recovery() -> None:
@@ -157,3 +177,8 @@ def watch_recovery(app: Any) -> None:
             )
         except Exception:
             log.exception("table recovery running for over %.0f s; its report failed", watch.report_after)
+        stalled = stalled_partitions(app.tables.recovery, time.monotonic(), watch.report_after)
+        if stalled:
+            log.warning("%d changelog partitions under recovery got no record for %.0f s: reading them again",
+                        len(stalled), watch.report_after)
+            await reread_recovering_changelogs(app, stalled)

@@ -4,8 +4,9 @@ left a recovery waiting for good, stream/worker/fetch_fixes.py): the recovery st
 completes, and the results equal `segments batch`. The worker is
 tests/integration/apps/fetch_across_rebalance_worker.py, which forces that timing at its
 first rebalance. Each of the two fixes is enough alone: the second one is also run
-without the first. (With UNFIXED=1 in the worker's environment, neither: the recovery
-never ends, and this test fails.)"""
+without the first. Without either, the recovery waits until the recovery watch reads
+the stalled partitions again (that run shortens the watch's 60 s to 10); without the
+watch's re-read too, it never ends."""
 
 from __future__ import annotations
 
@@ -19,17 +20,22 @@ from tests.integration.worker_harness import WorkerNamespace, batch_results
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-# The worker's UNFIXED: both fixes; only the getmany one (the waiting fetch takes the
-# changelog records, faust drops them, the consumer is sent back for them).
-FIXES = {"both fixes": "", "only recovered_getmany": "own_partition_set"}
-
 WORKER = Path(__file__).parent / "apps" / "fetch_across_rebalance_worker.py"
 UNTIL = "1998-07-01"
 
+# The worker's environment: both fixes; only the getmany one (the waiting fetch takes
+# the changelog records, faust drops them, the consumer is sent back for them); neither,
+# and the recovery watch reads the stalled partitions again after 10 s instead of 60.
+FIXES = {
+    "both fixes": {"UNFIXED": ""},
+    "only recovered_getmany": {"UNFIXED": "own_partition_set"},
+    "neither, the recovery watch": {"UNFIXED": "1", "RECOVERY_REPORT_SECONDS": "10"},
+}
 
-@pytest.mark.parametrize("unfixed", FIXES.values(), ids=FIXES.keys())
+
+@pytest.mark.parametrize("worker_env", FIXES.values(), ids=FIXES.keys())
 def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance(
-    kafka_bootstrap: str, unique_name, tmp_path: Path, unfixed: str,
+    kafka_bootstrap: str, unique_name, tmp_path: Path, worker_env: dict[str, str],
 ) -> None:
     events = time_ordered(list(cdnow_orders(limit_customers=150)))
     history, first_half, second_half = tmp_path / "all.jsonl", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
@@ -37,7 +43,7 @@ def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance
     write_jsonl(events[: len(events) // 2], first_half)
     write_jsonl(events[len(events) // 2 :], second_half)
     ns = WorkerNamespace(kafka_bootstrap, unique_name("fetchhold"), tmp_path, worker_command=[sys.executable, str(WORKER)],
-                        worker_env={"UNFIXED": unfixed})
+                        worker_env=worker_env)
     try:
         ns.start_worker()
         # Idle afterwards: its fetch waits for records when the second worker joins.
@@ -47,8 +53,11 @@ def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance
 
         log = ns.worker_log.read_text(errors="replace")
         assert "FETCH HELD across the rebalance" in log, "the fetch must have waited across the rebalance"
-        assert "table recovery running for over" not in log
-        if unfixed:
+        if worker_env["UNFIXED"] == "1":
+            assert "got no record for 10 s: reading them again" in log
+        else:
+            assert "table recovery running for over" not in log
+        if worker_env["UNFIXED"] == "own_partition_set":
             assert "changelog partitions under recovery again" in log, "faust must have dropped them"
 
         snapshot = tmp_path / "snapshot.jsonl"

@@ -7,7 +7,8 @@ tests/integration/test_worker_fetch_across_rebalance.py.
 Environment: HOLD_SECONDS (how long the recovery waits between its seek and resuming
 the flow, default 1). UNFIXED: fixes of stream/worker/fetch_fixes.py left out, by name
 (own_partition_set, recovered_getmany, comma-separated), or 1 for both: the recovery
-then never ends. The process prints "FETCH HELD" when a fetch waited across the
+then waits until the recovery watch (stream/worker/recovery_watch.py) reads the
+partitions again, after RECOVERY_REPORT_SECONDS (default: the watch's own, 60 s). The process prints "FETCH HELD" when a fetch waited across the
 rebalance, so the test can check the timing was the one intended.
 """
 
@@ -23,9 +24,12 @@ from aiokafka.consumer.fetcher import Fetcher
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from stream.cli.main import main
-from stream.worker import fetch_fixes
+from stream.worker import fetch_fixes, recovery_watch
 
 HOLD_SECONDS = float(os.environ.get("HOLD_SECONDS", "1"))
+AFTER_HOLD_SECONDS = 2.0
+if "RECOVERY_REPORT_SECONDS" in os.environ:
+    recovery_watch.RECOVERY_REPORT_SECONDS = float(os.environ["RECOVERY_REPORT_SECONDS"])
 # Set from the first partition revocation until the recovery has sought: fetches meanwhile
 # find nothing. Read on the consumer thread, written on the main one.
 holding = {"first_rebalance": True, "now": False}
@@ -34,19 +38,20 @@ fetched_records = Fetcher.fetched_records
 
 
 async def fetched_records_held(self: Fetcher, partitions: Any, timeout: float = 0, max_records: Any = None) -> Any:
-    """aiokafka's, in short steps, finding nothing while a hold is on."""
+    """aiokafka's, in short steps, finding nothing while a hold is on; a fetch that was
+    held then waits (up to AFTER_HOLD_SECONDS) for the records the seek brings."""
     deadline = time.monotonic() + timeout
     held = False
     while True:
         if holding["now"]:
             held = True
             await asyncio.sleep(0.01)
+            deadline = time.monotonic() + AFTER_HOLD_SECONDS
             continue
         records = await fetched_records(self, partitions, min(0.05, max(0.0, deadline - time.monotonic())), max_records)
-        if held:
-            print(f"FETCH HELD across the rebalance: {len(records)} partitions' records", flush=True)
-            return records
         if records or time.monotonic() >= deadline:
+            if held:
+                print(f"FETCH HELD across the rebalance: {len(records)} partitions' records", flush=True)
             return records
 
 

@@ -1,4 +1,5 @@
-"""stream/worker/recovery_watch.py: one report per recovery that outlasts its limit."""
+"""stream/worker/recovery_watch.py: one report per recovery that outlasts its limit, and which
+partitions it then reads again."""
 
 from __future__ import annotations
 
@@ -73,3 +74,16 @@ def test_the_report_shows_aiokafkas_own_partition_state() -> None:
     assert lines[1].startswith("aiokafka orders-changelog[1]: paused=True status=")
     assert "position=None" in lines[1]
     assert aiokafka_state(SimpleNamespace())[0].startswith("aiokafka state unavailable")
+
+
+def test_stalled_partitions_are_those_still_short_that_got_nothing_for_a_while() -> None:
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from stream.worker.recovery_watch import stalled_partitions
+
+    recovery = SimpleNamespace(
+        active_remaining=lambda: Counter({"never got one": 12, "quiet": 5, "busy": 7, "done": 0}),
+        _active_events_received_at={"quiet": 100.0, "busy": 158.0, "done": 10.0},
+    )
+    assert stalled_partitions(recovery, now=160.0, quiet_seconds=60.0) == ["never got one", "quiet"]
