@@ -97,9 +97,18 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     # The agent and the release timer both release; one at a time, or their sends could
     # interleave and put a customer's events out of order on segments-events.
     release_lock = asyncio.Lock()
+    # From the moment a rebalance lets go of the held events until the next assignment,
+    # the intake takes and releases nothing: the batch it is in the middle of would
+    # otherwise forward its later events ahead of the earlier ones just let go of (they
+    # are read again after the rebalance), out of time order on segments-events. Seen
+    # once in CI: events of 1998-06-11..26 forwarded, then 05-20..06-08 after the
+    # rebalance, and the customer agent took those for late events.
+    intake_halted = [False]
 
     async def release_in_time_order() -> None:
         async with release_lock:
+            if intake_halted[0]:
+                return
             # One record batch per segments-events partition, in release order. Under
             # exactly-once each goes in the transaction of its destination partition (as
             # faust's topic.send would): one producer per destination keeps a customer's
@@ -134,7 +143,14 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 by_partition.setdefault(event.message.tp, []).append(event)
             for tp, events in by_partition.items():
                 quiet_since[tp] = time.monotonic()
-                for record in await take_unhandled(app, holes, intake_progress, tp, events):
+                records = [] if intake_halted[0] else await take_unhandled(app, holes, intake_progress, tp, events)
+                if intake_halted[0]:  # (maybe since during take_unhandled's hole read)
+                    ack_processed(app, events)  # not finished: read again after the rebalance
+                    continue
+                for index, record in enumerate(records):
+                    if intake_halted[0]:  # since a dead letter's send
+                        ack_processed(app, [r.event for r in records[index:] if r.event is not None])
+                        break
                     await take_input(tp, record)
             await release_in_time_order()
 
@@ -264,10 +280,12 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         waits for every delivered message to be acknowledged, and releasing them may need
         the consumer the rebalance is holding. They stay unfinished, so the commit stops
         before them and they are read again."""
+        intake_halted[0] = True
         ack_processed(app, [record.event for _, _, record in merger.clear() if record.event is not None])
 
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:
+        intake_halted[0] = False
         commit_from_progress(
             app, input_names | {topics.events}, lambda tp: progress_of(tp).next_to_commit(tp),
             gate if exactly_once else None, before_rebalance=let_go_of_held_events,
