@@ -144,14 +144,14 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             for tp, events in by_partition.items():
                 quiet_since[tp] = time.monotonic()
                 records = [] if intake_halted[0] else await take_unhandled(app, holes, intake_progress, tp, events)
-                if intake_halted[0]:  # (maybe since during take_unhandled's hole read)
-                    ack_processed(app, events)  # not finished: read again after the rebalance
-                    continue
-                for index, record in enumerate(records):
-                    if intake_halted[0]:  # since a dead letter's send
-                        ack_processed(app, [r.event for r in records[index:] if r.event is not None])
+                for record in records:
+                    if intake_halted[0]:  # since a hole read or a dead letter's send
                         break
                     await take_input(tp, record)
+                if intake_halted[0]:
+                    # Not finished, so read again after the rebalance; acknowledged for
+                    # the rebalance's wait (acknowledging one twice is a no-op).
+                    ack_processed(app, events)
             await release_in_time_order()
 
     async def take_input(tp: Any, record: SourceRecord) -> None:

@@ -58,15 +58,12 @@ def own_partition_set() -> None:
     getmany = Consumer._getmany
 
     async def _getmany(self: Any, active_partitions: set[Any] | None, timeout: float) -> Any:
-        return await getmany(self, partitions_copy(active_partitions), timeout)
+        # The partitions active when the fetch starts, whatever happens to faust's set
+        # while it waits (None, for a client-only app: all of them).
+        partitions = None if active_partitions is None else set(active_partitions)
+        return await getmany(self, partitions, timeout)
 
     Consumer._getmany = _getmany  # type: ignore[method-assign]
-
-
-def partitions_copy(active_partitions: set[Any] | None) -> set[Any] | None:
-    """What a fetch asks for: the partitions active when it starts, whatever happens to
-    faust's set while it waits (None, for a client-only app: all of them)."""
-    return None if active_partitions is None else set(active_partitions)
 
 
 def recovered_getmany() -> None:
@@ -85,7 +82,7 @@ def recovered_getmany() -> None:
         records_it = self.scheduler.iterate(records)
         to_message = self._to_message  # localize
         # The change: which partitions' records were dropped, to send for them again.
-        delivered: set[Any] = set()
+        skipped: set[Any] = set()
         stopped_early = True
         if self.flow_active:
             for tp, record in records_it:
@@ -107,8 +104,9 @@ def recovered_getmany() -> None:
                     highwater_mark = self.highwater(tp)
                     self.app.monitor.track_tp_end_offset(tp, highwater_mark)
                     # convert timestamp to seconds from int milliseconds.
-                    delivered.add(tp)
                     yield tp, to_message(tp, record)
+                else:
+                    skipped.add(tp)
             else:
                 stopped_early = False
         else:
@@ -120,8 +118,8 @@ def recovered_getmany() -> None:
             except Exception as ex:
                 self.log.warning(f"exception performing seek when flow not active {ex}")
         # Stopped early: every partition of the batch may have lost records. Otherwise
-        # only those skipped as no longer active.
-        dropped = list(records) if stopped_early else [tp for tp in records if tp not in delivered]
+        # only those whose records were skipped as no longer active.
+        dropped = list(records) if stopped_early else list(skipped)
         if dropped:
             await reread_recovering_changelogs(self.app, dropped)
 

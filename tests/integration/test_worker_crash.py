@@ -63,11 +63,6 @@ def test_sigkill_mid_replay_loses_no_change(kafka_bootstrap: str, unique_name, t
             committed = ns.changes_by_customer(isolation_level="read_committed")
             assert committed == batch_changes, "a read_committed consumer must see each change exactly once"
         else:
-            seen = ns.changes_by_customer()
-            first_occurrences = {}
-            for customer, changes in seen.items():
-                ids: set[str] = set()
-                first_occurrences[customer] = [c for c in changes if not (c["change_id"] in ids or ids.add(c["change_id"]))]
-            assert first_occurrences == batch_changes, "every change must be delivered (duplicates allowed)"
+            assert ns.first_changes_by_customer() == batch_changes, "every change must be delivered (duplicates allowed)"
     finally:
         ns.close()

@@ -128,6 +128,15 @@ class WorkerNamespace:
             by_customer.setdefault(change["customer_id"], []).append(change)
         return by_customer
 
+    def first_changes_by_customer(self) -> dict[str, list[dict]]:
+        """``changes_by_customer`` with redeliveries left out: each change id's first
+        occurrence, in topic order (what at-least-once must match, change for change)."""
+        first: dict[str, list[dict]] = {}
+        for customer, changes in self.changes_by_customer().items():
+            ids: set[str] = set()
+            first[customer] = [c for c in changes if not (c["change_id"] in ids or ids.add(c["change_id"]))]
+        return first
+
     def close(self) -> None:
         for process in [self.worker, *self.extra_workers]:
             if process is not None and process.poll() is None:

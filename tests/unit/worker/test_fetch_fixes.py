@@ -64,6 +64,7 @@ class _Consumer:
         self.seeks: list[dict] = []
         self.performed_seeks = 0
         self._buffered_partitions: set = set()
+        self.inactive: set = set()  # partitions paused since the fetch started
         self.scheduler = SimpleNamespace(iterate=self._round_robin)
         self.log = SimpleNamespace(dev=lambda *args: None)
         self.should_stop = False
@@ -75,7 +76,7 @@ class _Consumer:
         )
 
     async def _wait_next_records(self, timeout: float) -> tuple[dict, set]:
-        return self.records, set(self.records)
+        return self.records, set(self.records) - self.inactive
 
     def _round_robin(self, records: dict) -> Any:
         iterators = {tp: iter(batch) for tp, batch in records.items()}
@@ -128,6 +129,13 @@ def test_a_batch_broken_off_is_fetched_again_for_the_recovery() -> None:
     assert _deliver(consumer) == [(CUSTOMERS, 0), (TIMERS, 42)]
     # Partly delivered or not at all, each goes back to what the recovery has applied.
     assert consumer.seeks == [{CUSTOMERS: 0, TIMERS: 41}]
+
+
+def test_records_skipped_as_no_longer_active_are_fetched_again_for_the_recovery() -> None:
+    consumer = _Consumer({CUSTOMERS: [0, 1], TIMERS: [42], ORDERS: [10]})
+    consumer.inactive = {TIMERS, ORDERS}
+    assert _deliver(consumer) == [(CUSTOMERS, 0), (CUSTOMERS, 1)]
+    assert consumer.seeks == [{TIMERS: 41}]  # the source partition is not the recovery's
 
 
 def test_a_batch_delivered_whole_sends_for_nothing() -> None:
