@@ -68,10 +68,19 @@ cli.add_command(smtp_sink)
 
 
 def main() -> None:
+    from kafka.errors import KafkaError
+
+    from stream.clients.topics import TopicsNotReady
+
     try:
         cli(prog_name="segments")
     except KeyboardInterrupt:
         sys.exit(130)
+    except (KafkaError, TopicsNotReady) as error:
+        # A broker that can't be reached or isn't ready is the user's situation to fix,
+        # not a bug: one line instead of a traceback through kafka-python.
+        click.echo(f"segments: Kafka: {error}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         # faust's 16 KiB would split one agent batch's changes into dozens. Well under
         # the broker's default 1 MB message.max.bytes.
         producer_max_batch_size=256 * 1024,
+        # aiokafka rejoins the group when a subscribed topic's metadata changes, but
+        # notices only at a refresh (default every 5 minutes): a worker that joined while
+        # one of its topics was still missing from the broker's metadata (a changelog
+        # faust just created, a broker just started) sat without partitions until then.
+        consumer_metadata_max_age_ms=30_000,
     )
     reread_cleared_messages(app)
     watch_recovery(app)

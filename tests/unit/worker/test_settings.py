@@ -45,3 +45,17 @@ def test_negative_standby_replicas_are_rejected(tmp_path: Path) -> None:
     config.write_text("[worker]\nstandby_replicas = -1\n")
     with pytest.raises(ConfigError, match="worker.standby_replicas: Input should be greater than or equal to 0"):
         load_worker_settings(config)
+
+
+def test_the_worker_notices_topics_missing_from_metadata_within_a_minute(tmp_path: Path) -> None:
+    """aiokafka rejoins the group when a subscribed topic's metadata changes, but only sees
+    it at a refresh: its default (5 minutes) left a worker that joined too early without
+    partitions for that long."""
+    from stream.clients import KafkaSettings
+    from stream.worker.plumbing import stream_app
+
+    config = tmp_path / "segments.toml"
+    config.write_text(f'[worker]\ndata_dir = "{tmp_path}"\n')
+    settings = load_worker_settings(config)
+    app = stream_app(settings, KafkaSettings(bootstrap_servers="127.0.0.1:9"), settings.partitions)
+    assert app.conf.consumer_metadata_max_age_ms <= 60_000
