@@ -143,12 +143,17 @@ class CustomerState:
     # and the rule parameters it used, for ``profile`` (the worker publishes one for
     # every customer a batch touches).
     evaluation: tuple[Any, Any] | None = field(default=None, init=False, compare=False, repr=False)
+    # The engine's latest evaluation at a time candidate, with the summary it was made
+    # from: (summary, instant, evaluation). The look-ahead and the advance that follows
+    # it evaluate the same candidate; valid while ``summary`` is the current one.
+    candidate_evaluation: tuple[Any, int, Any] | None = field(default=None, init=False, compare=False, repr=False)
 
     def records_changed(self) -> None:
-        """Drop what is derived from the records (the summary, the last evaluation): they
+        """Drop what is derived from the records (the summary, the last evaluations): they
         have changed."""
         self.summary = None
         self.evaluation = None
+        self.candidate_evaluation = None
 
     # -- redelivery ----------------------------------------------------------------
 

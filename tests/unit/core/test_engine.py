@@ -259,6 +259,21 @@ def test_next_due_is_strictly_after_checked_candidates():
     assert seen == sorted(set(seen)) and t is None
 
 
+def test_next_due_skips_candidates_at_which_nothing_would_change():
+    """The look-ahead (engine module docstring): two orders of 30 make F = 2, M = 2, FM = 2,
+    where R 5 and R 4 are both Potential Loyalist and no tag moves at recency 31 or 60:
+    the timer points at day 91 (R 3: Need Attention), not at day 31."""
+    st, _ = run([order(d(0, 10), "a", 30), order(d(1, 10), "b", 30)])
+    assert st.segment == "Potential Loyalist"
+    assert next_due(st, DEFAULT) == d(1 + 91)
+    changes = advance(st, d(1 + 91), DEFAULT)
+    assert seg_changes(changes) == [(d(1 + 91), "Potential Loyalist", "Need Attention")]
+    # The same changes whichever instants advance is called at: a look-ahead changes no output.
+    st_daily, _ = run([order(d(0, 10), "a", 30), order(d(1, 10), "b", 30)])
+    daily = [change for day in range(2, 93) for change in advance(st_daily, d(day), DEFAULT)]
+    assert daily == changes
+
+
 # --- tags ---------------------------------------------------------------------------------------
 
 
