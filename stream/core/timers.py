@@ -52,8 +52,9 @@ def _checked_after(state: CustomerState, evaluated_at: int) -> int:
 
 
 def next_due(state: CustomerState, rules: Rules) -> int | None:
-    """The next instant after ``evaluated_at`` (and after what ``advance`` already checked)
-    at which a time-caused change is possible; None if time alone can change nothing."""
+    """The next instant after ``evaluated_at`` (and after what ``advance`` and the engine's
+    look-ahead already checked) at which a time-caused change is possible; None if time
+    alone can change nothing."""
     return next_due_at(state, params_for(rules))
 
 
