@@ -11,6 +11,7 @@ Public API::
     apply(state, event, rules) -> list[Change]
     advance(state, now, rules) -> list[Change]
     next_due(state, rules) -> int | None
+    look_ahead(state, rules)                # next_due skips candidates that change nothing
     profile(state, now, rules) -> dict
     Change.to_json_dict() -> dict
 
@@ -23,7 +24,7 @@ candidates). Benchmark: ``bench/bench_core.py``.
 """
 
 from .changes import TIME, Cause, Change
-from .engine import advance, apply, new_state
+from .engine import advance, apply, look_ahead, new_state
 from .evaluation import Evaluation, evaluate
 from .events import CartEvent, EmailOpenEvent, Event, OrderEvent
 from .profile import profile
@@ -46,6 +47,7 @@ __all__ = [
     "day_of",
     "day_start_ms",
     "evaluate",
+    "look_ahead",
     "new_state",
     "next_due",
     "parse_rfc3339_ms",

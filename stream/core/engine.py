@@ -17,15 +17,17 @@ Why this shape (decided by the team, followed exactly):
     worker happened to call ``advance``. Candidates that turned out to change nothing are
     remembered in ``state.checked_to`` so ``next_due`` moves past them (no busy timer loop).
 
-Looking ahead (after ``apply`` and ``advance``): the next few candidates after the last
-one checked are evaluated at once, with the records as they are, and those that would
-change nothing are marked checked, so ``next_due`` names the first candidate that would
-change something. Why: in the worker a due customer costs a load, a decode, a save and
-a timer update, and about a quarter of the due visits on the CDNOW history found nothing
-to change (e.g. recency day 31 for a Potential Loyalist, who stays one at R = 4). The
-look-ahead is sound because the evaluation at an instant after ``evaluated_at`` depends
-only on the records, which change only by an event (which resets ``checked_to``) or by
-``_prune``, which drops only what cannot matter at any instant after ``evaluated_at``.
+``look_ahead(state, rules)``
+    Evaluates the next few candidates after the last one checked, with the records as
+    they are, and marks checked those that would change nothing, so ``next_due`` names
+    the first candidate that would change something. The processor calls it before it
+    schedules a customer's timer. Why: in the worker a due customer costs a load, a
+    decode, a save and a timer update, and about a quarter of the due visits on the
+    CDNOW history found nothing to change (e.g. recency day 31 for a Potential
+    Loyalist, who stays one at R = 4). Sound because the evaluation at an instant after
+    ``evaluated_at`` depends only on the records, which change only by an event (which
+    resets ``checked_to``) or by ``_prune``, which drops only what cannot matter at any
+    instant after ``evaluated_at``; it changes no output, only which instants are due.
 
 Orders (spec §2): the first ``placed`` of an ``order_id`` counts; a second ``placed`` is
 ignored; ``cancelled`` removes the order (also one placed later); ``refunded`` lowers its
@@ -61,7 +63,7 @@ from .summary import summary_of
 from .timers import due_between, next_due_at
 
 
-LOOK_AHEAD_CANDIDATES = 8  # bounds the evaluations one apply or advance adds
+LOOK_AHEAD_CANDIDATES = 8  # bounds the evaluations one look_ahead makes
 
 
 def new_state(customer_id: str) -> CustomerState:
@@ -107,16 +109,12 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     if now == state.evaluated_at:
         state.evaluation = (p, evaluation)
     _prune(state, p)
-    _look_ahead(state, p)
     return changes
 
 
 def advance(state: CustomerState, now: int, rules: Rules) -> list[Change]:
     """Emit every time-caused change with instant ``<= now``, in time order."""
-    p = params_for(rules)
-    changes = _advance(state, now, p)
-    _look_ahead(state, p)
-    return changes
+    return _advance(state, now, params_for(rules))
 
 
 def _advance(state: CustomerState, now: int, p: RuleParams) -> list[Change]:
@@ -142,8 +140,9 @@ def _advance(state: CustomerState, now: int, p: RuleParams) -> list[Change]:
     return changes
 
 
-def _look_ahead(state: CustomerState, p: RuleParams) -> None:
+def look_ahead(state: CustomerState, rules: Rules) -> None:
     """Mark checked the next candidates at which nothing would change (module docstring)."""
+    p = params_for(rules)
     for _ in range(LOOK_AHEAD_CANDIDATES):
         due = next_due_at(state, p)
         if due is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream.core.changes import Change
-from stream.core.engine import advance, apply, new_state
+from stream.core.engine import advance, apply, look_ahead, new_state
 from stream.core.events import Event
 from stream.core.state import CustomerState
 from stream.core.timers import next_due
@@ -82,5 +82,6 @@ class PartitionProcessor:
                 result.touched[customer_id] = state
 
     def _save(self, state: CustomerState, old_due: int | None) -> None:
+        look_ahead(state, self.rules)  # the timer skips candidates that would change nothing
         self.store.save(state)
         self.store.reschedule(state.customer_id, old_due, next_due(state, self.rules))

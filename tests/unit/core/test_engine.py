@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.core import CustomerState, advance, apply, next_due, profile, rfc3339_ms
+from stream.core import CustomerState, advance, apply, look_ahead, next_due, profile, rfc3339_ms
 from stream.rules import Rules
 
 from .helpers import DAY, DEFAULT, HOUR, cart, email_open, ms, order, run, seg_changes, tag_changes
@@ -259,12 +259,14 @@ def test_next_due_is_strictly_after_checked_candidates():
     assert seen == sorted(set(seen)) and t is None
 
 
-def test_next_due_skips_candidates_at_which_nothing_would_change():
-    """The look-ahead (engine module docstring): two orders of 30 make F = 2, M = 2, FM = 2,
+def test_look_ahead_skips_candidates_at_which_nothing_would_change():
+    """``look_ahead`` (engine module docstring): two orders of 30 make F = 2, M = 2, FM = 2,
     where R 5 and R 4 are both Potential Loyalist and no tag moves at recency 31 or 60:
     the timer points at day 91 (R 3: Need Attention), not at day 31."""
     st, _ = run([order(d(0, 10), "a", 30), order(d(1, 10), "b", 30)])
     assert st.segment == "Potential Loyalist"
+    assert next_due(st, DEFAULT) < d(1 + 31)  # possible changes first: overdue (needs 3 orders), R 5 -> 4
+    look_ahead(st, DEFAULT)
     assert next_due(st, DEFAULT) == d(1 + 91)
     changes = advance(st, d(1 + 91), DEFAULT)
     assert seg_changes(changes) == [(d(1 + 91), "Potential Loyalist", "Need Attention")]
