@@ -12,7 +12,6 @@ those for late events."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 WORKER = Path(__file__).parent / "apps" / "intake_across_rebalance_worker.py"
 UNTIL = "1998-07-01"
 HOLD_FROM = "1997-06-01"
-
-
-def wait_for_line(path: Path, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in path.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {text!r} in {path} within {timeout}s")
-        time.sleep(0.1)
 
 
 def test_a_batch_in_progress_at_a_rebalance_forwards_nothing_ahead_of_the_held_events(
@@ -48,9 +39,9 @@ def test_a_batch_in_progress_at_a_rebalance_forwards_nothing_ahead_of_the_held_e
     try:
         ns.start_worker()
         ns.cli("replay", str(first_part))
-        wait_for_line(ns.worker_log, "INTAKE HOLDING", 60)
+        ns.wait_for_log("INTAKE HOLDING", 60)
         ns.start_extra_worker("second")
-        wait_for_line(ns.worker_log, "INTAKE HELD", 60)
+        ns.wait_for_log("INTAKE HELD", 60)
         ns.cli("replay", str(rest), "--until", UNTIL, "--wait", "--timeout", "120")
         # The timing intended: the rebalance had let go of everything the merger held.
         assert "INTAKE HELD across the rebalance: app.rebalancing=True, 0 held" in ns.worker_log.read_text(errors="replace")

@@ -104,6 +104,16 @@ class WorkerNamespace:
         self.worker = None
         return code
 
+    def wait_for_log(self, text: str, timeout: float) -> None:
+        """Return once the first worker's log contains ``text``; fail if it exits first."""
+        deadline = time.monotonic() + timeout
+        while text not in self.worker_log.read_text(errors="replace"):
+            if self.worker is not None and self.worker.poll() is not None:
+                raise AssertionError(f"worker exited ({self.worker.returncode}) before logging {text!r}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} in the worker's log within {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
     def log_tail(self, lines: int = 60, path: Path | None = None) -> str:
         try:
             return "\n".join((path or self.worker_log).read_text(errors="replace").splitlines()[-lines:])

@@ -28,16 +28,20 @@ def test_flags_override_the_file_and_apps_get_their_own_state_folder(tmp_path: P
     assert state_dir(settings) == Path(".segments/worker") / "a"
 
 
-@pytest.mark.parametrize(("line", "expected"), [("", 0), ("standby_replicas = 2", 2)])
-def test_standby_replicas_reach_the_faust_app(tmp_path: Path, line: str, expected: int) -> None:
+def worker_faust_app(tmp_path: Path, worker_lines: str = ""):
+    """The faust app a worker with these ``[worker]`` lines would run (never started)."""
     from stream.clients import KafkaSettings
     from stream.worker.plumbing import stream_app
 
     config = tmp_path / "segments.toml"
-    config.write_text(f'[worker]\ndata_dir = "{tmp_path}"\n{line}\n')
+    config.write_text(f'[worker]\ndata_dir = "{tmp_path}"\n{worker_lines}\n')
     settings = load_worker_settings(config)
-    app = stream_app(settings, KafkaSettings(bootstrap_servers="127.0.0.1:9"), settings.partitions)
-    assert app.conf.table_standby_replicas == expected
+    return stream_app(settings, KafkaSettings(bootstrap_servers="127.0.0.1:9"), settings.partitions)
+
+
+@pytest.mark.parametrize(("line", "expected"), [("", 0), ("standby_replicas = 2", 2)])
+def test_standby_replicas_reach_the_faust_app(tmp_path: Path, line: str, expected: int) -> None:
+    assert worker_faust_app(tmp_path, line).conf.table_standby_replicas == expected
 
 
 def test_negative_standby_replicas_are_rejected(tmp_path: Path) -> None:
@@ -51,11 +55,4 @@ def test_the_worker_notices_topics_missing_from_metadata_within_a_minute(tmp_pat
     """aiokafka rejoins the group when a subscribed topic's metadata changes, but only sees
     it at a refresh: its default (5 minutes) left a worker that joined too early without
     partitions for that long."""
-    from stream.clients import KafkaSettings
-    from stream.worker.plumbing import stream_app
-
-    config = tmp_path / "segments.toml"
-    config.write_text(f'[worker]\ndata_dir = "{tmp_path}"\n')
-    settings = load_worker_settings(config)
-    app = stream_app(settings, KafkaSettings(bootstrap_servers="127.0.0.1:9"), settings.partitions)
-    assert app.conf.consumer_metadata_max_age_ms <= 60_000
+    assert worker_faust_app(tmp_path).conf.consumer_metadata_max_age_ms <= 60_000
