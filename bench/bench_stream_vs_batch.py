@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,11 +40,16 @@ import orjson  # noqa: E402
 
 from stream.clients import KafkaSettings  # noqa: E402
 from stream.clients.progress import end_offsets, wait_until_consumed  # noqa: E402
-from stream.clients.topics import partitions_of  # noqa: E402
+from stream.clients.topics import TopicSpec, ensure_topics, partitions_of  # noqa: E402
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl  # noqa: E402
+from stream.events import parse_instant  # noqa: E402
 from stream.processing.intake import decode_input  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
 from tests.integration.worker_harness import SEGMENTS, WorkerNamespace  # noqa: E402
+
+from bench.workloads import live_burst  # noqa: E402
+
+LIVE_START = "1998-07-01T00:00:00Z"  # the day after the CDNOW history ends
 
 
 async def raw_consume(bootstrap: str, topics: list[str], expected: int) -> float:
@@ -70,9 +76,10 @@ async def raw_consume(bootstrap: str, topics: list[str], expected: int) -> float
         await consumer.stop()
 
 
-async def publish(bootstrap: str, topic: str, events: list[dict]) -> None:
-    """The history on ``topic`` as `segments replay` sends it: keyed by customer, record
-    timestamps strictly increasing (the worker breaks ties between equal instants by them)."""
+async def publish(bootstrap: str, topic: str | dict[str, str], events: list[dict]) -> None:
+    """The history on ``topic`` (or on the topic of each event's type) as `segments replay`
+    sends it: keyed by customer, record timestamps strictly increasing (the worker breaks
+    ties between equal instants by them)."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(acks="all", linger_ms=5, **KafkaSettings(bootstrap_servers=bootstrap).aiokafka_kwargs())
@@ -83,7 +90,7 @@ async def publish(bootstrap: str, topic: str, events: list[dict]) -> None:
         for event in events:
             stamped = max(time.time_ns() // 1_000_000, stamped + 1)
             deliveries.append(await producer.send(
-                topic, orjson.dumps(event), key=event["customer_id"].encode(), timestamp_ms=stamped,
+                topic if isinstance(topic, str) else topic[event["type"]], orjson.dumps(event), key=event["customer_id"].encode(), timestamp_ms=stamped,
             ))
         await asyncio.gather(*deliveries)
     finally:
@@ -102,61 +109,99 @@ def faust_floor(bootstrap: str, topic: str, expected: int, *, patched: bool) -> 
     return float(completed.stdout.split("floor ")[-1])
 
 
+def batch_seconds(files: list[Path], until: str) -> float:
+    started = time.monotonic()
+    subprocess.run([SEGMENTS, "batch", *map(str, files), "--until", until, "--out", os.devnull], check=True, capture_output=True)
+    return time.monotonic() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--workload", default="history", choices=["history", "live"],
+                        help="history: the customers' CDNOW orders, 18 months in one replay; live: a busy hour "
+                             "of orders, carts and opens of those customers after their history (bench/workloads.py)")
+    parser.add_argument("--live-events", type=int, default=0, help="events in the live hour (default: 3 per customer)")
     parser.add_argument("--guarantee", default="at_least_once", choices=["at_least_once", "exactly_once"])
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--profile", metavar="FILE", help="record the (first) worker with py-spy while it takes the "
+                        "measured events: FILE gets the collapsed stacks (flamegraph.pl or speedscope read them)")
     parser.add_argument("--worker-settings", default="", help='extra [worker] lines of the config, e.g. "batch_seconds = 0.05"')
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    live = args.workload == "live"
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         history = tmp / "history.jsonl"
-        events = time_ordered(list(cdnow_orders(limit_customers=args.customers)))
-        write_jsonl(events, history)
+        history_events = time_ordered(list(cdnow_orders(limit_customers=args.customers)))
+        write_jsonl(history_events, history)
+        if live:
+            customer_ids = sorted({event["customer_id"] for event in history_events})
+            events = live_burst(customer_ids, args.live_events or 3 * args.customers, parse_instant(LIVE_START))
+            burst = tmp / "burst.jsonl"
+            write_jsonl(events, burst)
+        else:
+            events = history_events
         ns = WorkerNamespace(bootstrap, f"bench-{int(time.time())}", tmp, guarantee=args.guarantee, partitions=args.partitions,
                              worker_settings=args.worker_settings.replace("\\n", "\n"))
+        inputs = [ns.topics["orders"], ns.topics["carts"], ns.topics["email_opens"]]
+        by_type = {"order": inputs[0], "cart": inputs[1], "email_open": inputs[2]}
         try:
             ns.start_worker()
             for number in range(1, args.workers):
                 ns.start_extra_worker(f"worker{number}")
             if args.workers > 1:
                 time.sleep(8)  # the group settles on its final assignment
+            if live:  # the customers' history first, then the clock to the hour's start; not timed
+                ns.cli("replay", str(history), "--until", LIVE_START, "--wait", timeout=3600)
+            profiler = None
+            if args.profile:
+                profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                                             "--rate", "200", "--output", args.profile, "--pid", str(ns.worker.pid)])
+                time.sleep(1)
             published_at = time.time()
-            asyncio.run(publish(bootstrap, ns.topics["orders"], events))
+            asyncio.run(publish(bootstrap, by_type, events))
             publish_seconds = time.time() - published_at
-            inputs = [ns.topics["orders"], ns.topics["carts"], ns.topics["email_opens"]]
             for topics in (inputs, [ns.topics["events"]]):
                 if not wait_until_consumed(kafka, ns.prefix, end_offsets(kafka, topics), timeout=3600):
                     raise SystemExit(f"the worker did not catch up:\n{ns.log_tail()}")
-            change_records = ns.read_topic("segment_changes")
+            if profiler:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(60)
+            change_records = [record for record in ns.read_topic("segment_changes") if record.timestamp >= published_at * 1000]
             if not change_records:
                 raise SystemExit("no segment changes on the topic")
             changes, last_change_ms = len(change_records), max(record.timestamp for record in change_records)
             stream_seconds = last_change_ms / 1000 - published_at
             ns.close()
-            raw_seconds = asyncio.run(raw_consume(bootstrap, inputs, len(events)))
-            floor_seconds = faust_floor(bootstrap, ns.topics["orders"], len(events), patched=True)
-            shipped_floor_seconds = faust_floor(bootstrap, ns.topics["orders"], len(events), patched=False)
+            # The raw consumer and faust's floor read the measured events alone, from one topic.
+            measured_topic = f"{ns.prefix}-measured"
+            ensure_topics(kafka, [TopicSpec(measured_topic, args.partitions)])
+            asyncio.run(publish(bootstrap, measured_topic, events))
+            raw_seconds = asyncio.run(raw_consume(bootstrap, [measured_topic], len(events)))
+            floor_seconds = faust_floor(bootstrap, measured_topic, len(events), patched=True)
+            shipped_floor_seconds = faust_floor(bootstrap, measured_topic, len(events), patched=False)
         finally:
             ns.close()
-        started = time.monotonic()
-        until = events[-1]["occurred_at"]
-        subprocess.run([SEGMENTS, "batch", str(history), "--until", until, "--out", os.devnull], check=True, capture_output=True)
-        batch_seconds = time.monotonic() - started
+        if live:  # the hour's share of the batch: the whole run less the history alone
+            history_seconds = batch_seconds([history], LIVE_START)
+            batch_time = batch_seconds([history, burst], events[-1]["occurred_at"]) - history_seconds
+        else:
+            batch_time = batch_seconds([history], events[-1]["occurred_at"])
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
-    print(f"history: first {args.customers} CDNOW customers, {len(events)} events; "
-          f"{args.workers} worker process(es), {args.guarantee}, {args.partitions} partitions; {changes} segment changes")
+    workload = (f"a live hour after the history of the first {args.customers} CDNOW customers: {len(events)} events"
+                if live else f"history: first {args.customers} CDNOW customers, {len(events)} events")
+    print(f"{workload}; {args.workers} worker process(es), {args.guarantee}, {args.partitions} partitions; "
+          f"{changes} segment changes")
     print(f"publish (aiokafka):             {publish_seconds:7.1f} s  {len(events) / publish_seconds:8.0f} events/s")
     print(f"stream (publish to last change): {stream_seconds:6.1f} s  {len(events) / stream_seconds:8.0f} events/s")
     print(f"raw consumer (read + decode):   {raw_seconds:7.1f} s  {len(events) / raw_seconds:8.0f} events/s")
     print(f"faust agent doing nothing, faust as shipped: {shipped_floor_seconds:7.1f} s  {len(events) / shipped_floor_seconds:8.0f} events/s")
     print(f"  the same, with direct delivery: {floor_seconds:7.1f} s  {len(events) / floor_seconds:8.0f} events/s")
-    print(f"batch (--until the last event): {batch_seconds:7.1f} s  {len(events) / batch_seconds:8.0f} events/s")
-    print(f"stream / batch time ratio: {stream_seconds / batch_seconds:.1f}")
+    print(f"batch (--until the last event): {batch_time:7.1f} s  {len(events) / batch_time:8.0f} events/s")
+    print(f"stream / batch time ratio: {stream_seconds / batch_time:.1f}")
     print(f"stream rate / raw consumer rate: {raw_seconds / stream_seconds:.1%}")
     print(f"faust floor rate / raw consumer rate: {raw_seconds / shipped_floor_seconds:.1%} as shipped, "
           f"{raw_seconds / floor_seconds:.1%} with direct delivery")
