@@ -1,6 +1,7 @@
 """Changes to faust's consumer that faust has no setting for, applied once per process
 (``stream_app`` does it): a shorter fetch wait, message delivery without four tasks per
-message, and the fetch fixes of stream/worker/fetch_fixes.py; and, per app, fetching
+message, the fetch fixes of stream/worker/fetch_fixes.py and the end offsets of
+stream/worker/exactly_once_recovery.py; and, per app, fetching
 again the messages faust throws out of its stream buffers after a rebalance
 (``reread_cleared_messages``).
 
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
+from stream.worker.exactly_once_recovery import broker_highwaters
 from stream.worker.fetch_fixes import apply_fetch_fixes
 
 log = logging.getLogger("stream.worker.faust_patches")
@@ -34,6 +36,7 @@ def apply_faust_patches() -> None:
     short_fetch_wait()
     direct_delivery()
     apply_fetch_fixes()
+    broker_highwaters()
 
 
 def short_fetch_wait() -> None:

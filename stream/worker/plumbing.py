@@ -18,6 +18,7 @@ import rocksdict
 from stream.clients import KafkaSettings
 from stream.worker.broker_queries import BrokerQueries
 from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
+from stream.worker.exactly_once_recovery import settle_recovery_tails
 from stream.worker.recovery_watch import watch_recovery
 from stream.worker.settings import state_dir
 
@@ -75,6 +76,8 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     )
     reread_cleared_messages(app)
     watch_recovery(app)
+    if settings.processing_guarantee == "exactly_once":
+        settle_recovery_tails(app, kafka)
     queries = BrokerQueries(kafka, settings.app_id, read_committed=settings.processing_guarantee == "exactly_once")
     app.broker_queries = queries  # type: ignore[attr-defined]
 
