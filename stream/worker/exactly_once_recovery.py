@@ -7,10 +7,10 @@
    None, which faust turns into "ends at -1". In 8 clean restarts of an exactly-once
    worker (its RocksDB intact), 5 recovered nothing and 3 crashed at start with
    ``ConsistencyError: The persisted offset ... is higher than the last offset in that
-   topic (highwater)`` (faust-streaming issue #158). With no local state (after an
-   unclean stop the worker rebuilds it from the changelogs) the same answer would mean
-   nothing to recover and empty tables; the restarts after SIGKILL seen so far happened
-   to have the offsets known. ``broker_highwaters`` asks the broker every time:
+   topic (highwater)`` (faust-streaming issue #158). The start after such a crash (an
+   unclean stop: the worker rebuilds local state from the changelogs) got the same
+   answer, recovered nothing, and ran with empty tables (its census 0 while the
+   changelogs held 2,000 customers). ``broker_highwaters`` asks the broker every time:
    ``end_offsets``, which under ``read_committed`` is the last stable offset too
    (ListOffsets carries the consumer's isolation level).
 
@@ -45,6 +45,8 @@ log = logging.getLogger("stream.worker.exactly_once_recovery")
 
 CHECK_SECONDS = 0.5
 QUIET_SECONDS = 0.5
+# A rest of markers alone ends only after one empty wait for records: keep it short.
+REST_POLL_MS = 50
 
 
 def broker_highwaters() -> None:
@@ -114,7 +116,7 @@ async def settle_marker_tails(app: Any, kafka: KafkaSettings, records_found_at: 
     if not quiet:
         return 0
     rests = await asyncio.gather(*(
-        read_range(kafka, tp.topic, tp.partition, start, end, read_committed=True, first_only=True)
+        read_range(kafka, tp.topic, tp.partition, start, end, read_committed=True, first_only=True, poll_ms=REST_POLL_MS)
         for tp, (start, end) in quiet.items()
     ))
     marked = []

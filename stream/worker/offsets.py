@@ -141,11 +141,12 @@ class SourceRecord:
 
 async def read_range(
     kafka: KafkaSettings, topic: str, partition: int, start: int, end: int, *, read_committed: bool,
-    first_only: bool = False,
+    first_only: bool = False, poll_ms: int = 500,
 ) -> list[SourceRecord]:
     """The records of one partition in ``[start, end)``, read with a consumer of our own.
     Offsets with no record (transaction markers, aborted records) are simply absent.
-    ``first_only``: stop at the first record found."""
+    ``first_only``: stop at the first record found. ``poll_ms``: each wait for records;
+    a range of markers alone yields none, so it ends only after one such wait."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
@@ -163,7 +164,7 @@ async def read_range(
         loop = asyncio.get_running_loop()
         position, moved_at = start, loop.time()
         while position < end:
-            for batch in (await consumer.getmany(tp, timeout_ms=500)).values():
+            for batch in (await consumer.getmany(tp, timeout_ms=poll_ms)).values():
                 records.extend(
                     SourceRecord(r.offset, r.key, r.value, r.timestamp)
                     for r in batch if start <= r.offset < end

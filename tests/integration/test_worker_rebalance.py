@@ -1,31 +1,25 @@
 """Two workers of one app share the partitions; one joins mid-replay and leaves again
 (two rebalances, state moving through the changelogs both ways): the results equal
-`segments batch`, every change delivered."""
+`segments batch`, every change delivered; under exactly-once, each exactly once."""
 
 from __future__ import annotations
 
 import signal
-import urllib.request
 from pathlib import Path
 
-import orjson
 import pytest
 
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.worker_harness import WorkerNamespace, batch_results
+from tests.integration.worker_harness import WorkerNamespace, batch_results, overview
 
 pytestmark = pytest.mark.integration
 
 UNTIL = "1998-07-01"
 
 
-def overview(web_url: str) -> dict:
-    with urllib.request.urlopen(f"{web_url}/api/overview", timeout=10) as response:
-        return orjson.loads(response.read())
-
-
 @pytest.mark.timeout(600)
-def test_worker_joining_and_leaving_mid_replay(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_worker_joining_and_leaving_mid_replay(kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str) -> None:
     events = time_ordered(list(cdnow_orders(limit_customers=450)))
     thirds = [events[: len(events) // 3], events[len(events) // 3 : 2 * len(events) // 3], events[2 * len(events) // 3 :]]
     history = tmp_path / "all.jsonl"
@@ -36,7 +30,7 @@ def test_worker_joining_and_leaving_mid_replay(kafka_bootstrap: str, unique_name
         write_jsonl(part, path)
         parts.append(path)
 
-    ns = WorkerNamespace(kafka_bootstrap, unique_name("rebalance"), tmp_path)
+    ns = WorkerNamespace(kafka_bootstrap, unique_name("rebalance"), tmp_path, guarantee=guarantee)
     try:
         ns.start_worker()
         ns.cli("replay", str(parts[0]), "--wait", "--timeout", "240")
@@ -54,6 +48,9 @@ def test_worker_joining_and_leaving_mid_replay(kafka_bootstrap: str, unique_name
         batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
         assert snapshot.read_bytes().splitlines() == batch_profiles
         assert ns.first_changes_by_customer() == batch_changes, "every change delivered, in order, across both rebalances"
+        if guarantee == "exactly_once":
+            committed = ns.changes_by_customer(isolation_level="read_committed")
+            assert committed == batch_changes, "a read_committed consumer sees each change once, across both rebalances"
         # The census moved with the partitions: the worker left alone counts every customer.
         assert overview(ns.web_url)["customers"] == len(batch_profiles)
     finally:

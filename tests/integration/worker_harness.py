@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,12 @@ class WorkerNamespace:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def overview(web_url: str) -> dict:
+    """A worker's /api/overview: its partitions' clocks, census (customers in its tables), ..."""
+    with urllib.request.urlopen(f"{web_url}/api/overview", timeout=10) as response:
+        return orjson.loads(response.read())
 
 
 def batch_results(history: Path, until: str, tmp_path: Path) -> tuple[list[bytes], dict[str, list[dict]]]:

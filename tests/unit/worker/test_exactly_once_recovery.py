@@ -76,7 +76,7 @@ def test_a_check_marks_the_partitions_whose_rest_is_empty_and_rereads_no_partiti
     reads: list[tuple[int, int, int]] = []
     records_left = {FRESH.partition}  # FRESH still has records on their way to faust
 
-    async def read_range(kafka, topic, partition, start, end, *, read_committed, first_only):
+    async def read_range(kafka, topic, partition, start, end, *, read_committed, first_only, poll_ms):
         assert read_committed and first_only
         reads.append((partition, start, end))
         return ["a record"] if partition in records_left else []
