@@ -10,7 +10,10 @@
    topic (highwater)`` (faust-streaming issue #158). The start after such a crash (an
    unclean stop: the worker rebuilds local state from the changelogs) got the same
    answer, recovered nothing, and ran with empty tables (its census 0 while the
-   changelogs held 2,000 customers). ``broker_highwaters`` asks the broker every time:
+   changelogs held 2,000 customers). A rebalance that gave a worker back partitions it
+   had owned before recovered nothing for them either: its stale local state processed
+   events again whose changes were already committed, and a read_committed consumer
+   saw 1,216 of 4,452 changes twice. ``broker_highwaters`` asks the broker every time:
    ``end_offsets``, which under ``read_committed`` is the last stable offset too
    (ListOffsets carries the consumer's isolation level).
 

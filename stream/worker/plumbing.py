@@ -17,8 +17,8 @@ import rocksdict
 
 from stream.clients import KafkaSettings
 from stream.worker.broker_queries import BrokerQueries
-from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
 from stream.worker.exactly_once_recovery import settle_recovery_tails
+from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
 from stream.worker.recovery_watch import watch_recovery
 from stream.worker.settings import state_dir
 
