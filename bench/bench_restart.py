@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--guarantee", default="exactly_once", choices=["at_least_once", "exactly_once"])
     parser.add_argument("--restarts", type=int, default=4)
+    parser.add_argument("--group-instance-id", help="run the worker as a static group member with this id")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     rows = []
@@ -71,7 +72,8 @@ def main() -> None:
         history = tmp / "history.jsonl"
         events = time_ordered(list(cdnow_orders(limit_customers=args.customers)))
         write_jsonl(events, history)
-        ns = WorkerNamespace(bootstrap, f"bench-restart-{int(time.time())}", tmp, guarantee=args.guarantee)
+        static = f'group_instance_id = "{args.group_instance_id}"' if args.group_instance_id else ""
+        ns = WorkerNamespace(bootstrap, f"bench-restart-{int(time.time())}", tmp, guarantee=args.guarantee, worker_settings=static)
         try:
             ns.start_worker()
             ns.cli("replay", str(history), "--wait", timeout=1800)
@@ -93,7 +95,8 @@ def main() -> None:
             ns.close()
         code = __import__("stream").__file__
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
-    print(f"history: first {args.customers} CDNOW customers, {len(events)} events; {args.guarantee}; code: {code}")
+    membership = f"static member {args.group_instance_id!r}" if args.group_instance_id else "dynamic membership"
+    print(f"history: first {args.customers} CDNOW customers, {len(events)} events; {args.guarantee}; {membership}; code: {code}")
     print(f"{'stop':<10}{'launch to Ready (s)':>40}   recoveries (s)")
     for how, ready, recovery in rows:
         print(f"{how:<10}{ready:>40}   {recovery}")

@@ -54,6 +54,7 @@ def show(context: CliContext, playbook_file: str | None) -> None:
 @click.option("--web-host", help="Address of /healthz, /readyz, /metrics (default 127.0.0.1).")
 @click.option("--web-port", type=int, help="Port of the web endpoints (default 6067).")
 @click.option("--app-id", help="Consumer group and table prefix (default 'segments-playbooks').")
+@click.option("--group-instance-id", help="Static group membership: a name unique to this worker and kept across its restarts (README).")
 @click.option("-l", "--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]), default="warn", show_default=True)
 @click.pass_obj
 def run(context: CliContext, loglevel: str, playbook_file: str | None, suppression_file: str | None, **options) -> None:

@@ -28,6 +28,7 @@ CLEAN_MARKER = "CLEAN_SHUTDOWN"
 @click.option("--web-host", help="Address of the web endpoints (default 127.0.0.1).")
 @click.option("--web-port", type=int, help="Port of the web endpoints (default 6066).")
 @click.option("--app-id", help="Consumer group and table prefix (default 'segments').")
+@click.option("--group-instance-id", help="Static group membership: a name unique to this worker and kept across its restarts (README).")
 @click.option("-l", "--loglevel", type=click.Choice(["crit", "error", "warn", "info", "debug"]), default="warn", show_default=True)
 @click.pass_obj
 def worker(context: CliContext, loglevel: str, rules_file: str | None, **options) -> None:

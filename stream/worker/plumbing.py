@@ -73,6 +73,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         # one of its topics was still missing from the broker's metadata (a changelog
         # faust just created, a broker just started) sat without partitions until then.
         consumer_metadata_max_age_ms=30_000,
+        consumer_group_instance_id=settings.group_instance_id,
     )
     reread_cleared_messages(app)
     watch_recovery(app)

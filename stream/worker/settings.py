@@ -69,6 +69,13 @@ class WorkerSettings(BaseModel):
     # (BENCHMARKS.md). 0, as in Kafka Streams: a partition that moves is restored from
     # its changelog first.
     standby_replicas: int = Field(0, ge=0)
+    # Static group membership (Kafka's group.instance.id), unique per worker process and
+    # kept across its restarts (a pod or host name): a worker that restarts within
+    # session_timeout_seconds takes its partitions back at once, with no rebalance and no
+    # wait for the old process's session to expire (after a crash, that wait is the
+    # session timeout). The trade-off: a static member that stops for good keeps its
+    # partitions unassigned until its session expires. None: dynamic membership.
+    group_instance_id: str | None = Field(None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
 
 
 def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:
@@ -118,6 +125,7 @@ class PlaybooksSettings(BaseModel):
     batch_seconds: float = Field(0.1, gt=0)
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
     standby_replicas: int = Field(0, ge=0)  # as the worker's
+    group_instance_id: str | None = Field(None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")  # as the worker's
 
 
 def load_playbooks_settings(config_file: str | Path | None, **overrides: Any) -> PlaybooksSettings:

@@ -56,3 +56,15 @@ def test_the_worker_notices_topics_missing_from_metadata_within_a_minute(tmp_pat
     it at a refresh: its default (5 minutes) left a worker that joined too early without
     partitions for that long."""
     assert worker_faust_app(tmp_path).conf.consumer_metadata_max_age_ms <= 60_000
+
+
+@pytest.mark.parametrize(("line", "expected"), [("", None), ('group_instance_id = "worker-a.1"', "worker-a.1")])
+def test_static_membership_reaches_the_faust_app(tmp_path: Path, line: str, expected: str | None) -> None:
+    assert worker_faust_app(tmp_path, line).conf.consumer_group_instance_id == expected
+
+
+def test_a_group_instance_id_kafka_would_refuse_stops_start_up(tmp_path: Path) -> None:
+    config = tmp_path / "segments.toml"
+    config.write_text('[worker]\ngroup_instance_id = "worker a"\n')
+    with pytest.raises(ConfigError, match="worker.group_instance_id: String should match pattern"):
+        load_worker_settings(config)
