@@ -26,7 +26,8 @@ from tests.integration.worker_harness import SEGMENTS, WorkerNamespace, batch_re
 pytestmark = pytest.mark.integration
 
 class PlaybooksProcess:
-    def __init__(self, ns: WorkerNamespace, tmp_path: Path, *, guarantee: str = "at_least_once", suppressed: list[str] = ()) -> None:
+    def __init__(self, ns: WorkerNamespace, tmp_path: Path, *, guarantee: str = "at_least_once", suppressed: list[str] = (),
+                 group_instance_id: str | None = None) -> None:
         self.ns = ns
         self.web_port = free_port()
         self.log = tmp_path / "playbooks.log"
@@ -39,7 +40,8 @@ class PlaybooksProcess:
                 f'\n[playbooks]\napp_id = "{ns.prefix}-playbooks"\ndata_dir = "{tmp_path / "playbooks-data"}"\n'
                 f'web_port = {self.web_port}\nprocessing_guarantee = "{guarantee}"\nsuppression_file = "{suppression}"\n'
                 "session_timeout_seconds = 10\n"
-                f'\n[playbooks.topics]\nactions = "{self.actions_topic}"\nsuppression = "{self.suppression_topic}"\n'
+                + (f'group_instance_id = "{group_instance_id}"\n' if group_instance_id else "")
+                + f'\n[playbooks.topics]\nactions = "{self.actions_topic}"\nsuppression = "{self.suppression_topic}"\n'
             )
         self.process: subprocess.Popen | None = None
         self._readies = 0
@@ -180,9 +182,12 @@ def test_old_history_triggers_nothing_unless_asked(namespace: WorkerNamespace, t
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-def test_sigkill_loses_no_action(namespace: WorkerNamespace, tmp_path: Path, guarantee: str) -> None:
-    playbooks = PlaybooksProcess(namespace, tmp_path, guarantee=guarantee)
+@pytest.mark.parametrize(("guarantee", "group_instance_id"), [
+    ("at_least_once", None),  # the restarted app joins as a new member: a rebalance after the session timeout
+    ("exactly_once", "playbooks-1"),  # static membership: it takes the killed one's place at once
+])
+def test_sigkill_loses_no_action(namespace: WorkerNamespace, tmp_path: Path, guarantee: str, group_instance_id: str | None) -> None:
+    playbooks = PlaybooksProcess(namespace, tmp_path, guarantee=guarantee, group_instance_id=group_instance_id)
     try:
         namespace.start_worker()
         history, until, now = _replay_recent(namespace, tmp_path)  # changes waiting before the app starts
