@@ -46,8 +46,8 @@ from stream.clients import KafkaSettings
 
 log = logging.getLogger("stream.worker.exactly_once_recovery")
 
-CHECK_SECONDS = 0.5
-QUIET_SECONDS = 0.5
+CHECK_SECONDS = 0.25
+QUIET_SECONDS = 0.25
 # A rest of markers alone ends only after one empty wait for records: keep it short.
 REST_POLL_MS = 50
 

@@ -47,10 +47,10 @@ def test_every_clean_restart_recovers_to_the_changelogs_real_end(kafka_bootstrap
             ends = changelog_ends_in_last_recovery(ns.worker_log.read_text(errors="replace"))
             # 4 tables x 4 partitions, every one written to by the replay.
             assert len(ends) == 16 and "-1" not in ends, f"restart {restart}: changelog ends {ends}"
-            # The worker's own tables hold every customer (the snapshot below reads the changelogs).
+            # The worker's own tables hold every customer (the snapshot reads the changelogs).
             assert overview(ns.web_url)["customers"] == len(batch_profiles), f"restart {restart}"
-            snapshot = tmp_path / f"snapshot-{restart}.jsonl"
-            ns.cli("snapshot", "--out", str(snapshot))
-            assert snapshot.read_bytes().splitlines() == batch_profiles
+        snapshot = tmp_path / "snapshot.jsonl"
+        ns.cli("snapshot", "--out", str(snapshot))
+        assert snapshot.read_bytes().splitlines() == batch_profiles
     finally:
         ns.close()
