@@ -10,12 +10,18 @@ ahead of the worker). The stream time runs from the first publish to the broker
 timestamp of the last segment change, which the worker's producer sets: the worker's
 processing, without the polling of committed offsets that `replay --wait` adds.
 
-Then a raw aiokafka consumer reads the same input topic from the start and only decodes
-the events (JSON + schema validation, the worker's intake decoder), a faust agent that
-does nothing takes them in batches (faust's own floor, bench/faust_floor_app.py), and
-`segments batch`
-computes the same results from the file, until the last event's instant. Prints the
+Then the same events go to a topic of their own, where a raw aiokafka consumer reads
+them and only decodes them (JSON + schema validation, the worker's intake decoder) and a
+faust agent that does nothing takes them in batches (faust's own floor,
+bench/faust_floor_app.py); `segments batch` computes the same results from the file,
+until the last event's instant. Prints the
 times and their ratios.
+
+``--workload live`` measures a busy hour instead (bench/workloads.py): the customers'
+history is replayed and the clock moved to 1998-07-01 first, untimed; then the hour's
+orders, carts and opens are published to their topics and timed, and the batch time is
+that of history plus hour less the history alone. ``--profile FILE`` records the worker
+with py-spy while it takes the measured events (collapsed stacks).
 
     .venv/bin/python bench/bench_stream_vs_batch.py --customers 2000
 """
