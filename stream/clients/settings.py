@@ -16,13 +16,17 @@ import ssl
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 CONFIG_ENV = "SEGMENTS_CONFIG"
 DEFAULT_CONFIG_FILE = "segments.toml"
+
+# Kafka's group.instance.id (static group membership), as the broker accepts it. Unique
+# per process of a group, the same across its restarts (a pod or host name).
+GroupInstanceId = Annotated[str, StringConstraints(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]

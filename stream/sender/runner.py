@@ -58,6 +58,19 @@ class _CatchUp:
     last_progress: float
 
 
+def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[str, Any]:
+    """How the sender's consumer of the actions topic joins its group and reads."""
+    return {
+        "group_id": group_id,
+        "group_instance_id": settings.group_instance_id,  # static membership, when set
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        # An action from an aborted transaction (the playbook engine under exactly-once)
+        # must never become an email.
+        "isolation_level": "read_committed",
+    }
+
+
 class Sender:
     def __init__(self, settings: SenderSettings, kafka: KafkaSettings, *, transport: Transport, renderer: Renderer,
                  contacts: Contacts, ledger: Ledger, metrics: SenderMetrics, group_id: str,
@@ -103,10 +116,7 @@ class Sender:
         common = {**self.kafka.kafka_python_kwargs(), "client_id": "segments-sender"}
         topics = self.settings.topics
         self._producer = KafkaProducer(acks="all", linger_ms=5, **common)
-        # read_committed: an action from an aborted transaction (the playbook engine under
-        # exactly-once) must never become an email.
-        self._actions = KafkaConsumer(topics.actions, group_id=self.group_id, enable_auto_commit=False,
-                                      auto_offset_reset="earliest", isolation_level="read_committed", **common)
+        self._actions = KafkaConsumer(topics.actions, **actions_consumer_options(self.settings, self.group_id), **common)
         self._profiles = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common)
         deadline = time.monotonic() + 60
         partitions = self._profiles.partitions_for_topic(topics.customer_profiles)

@@ -10,7 +10,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from stream.clients import ConfigError
-from stream.clients.settings import config_error
+from stream.clients.settings import GroupInstanceId, config_error
 from stream.sender.contacts import check_pattern, valid_address
 
 PASSWORD_ENV = "SEGMENTS_SMTP_PASSWORD"
@@ -60,6 +60,9 @@ class SenderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     group_id: str = "segments-sender"
+    # Static group membership, as the worker's (README): a sender restarted within the
+    # consumer's session (10 s) takes its partitions back with no rebalance.
+    group_instance_id: GroupInstanceId | None = None
     topics: SenderTopics = Field(default_factory=SenderTopics)
     # Partitions of the topics the sender creates when they are missing.
     partitions: int = Field(4, ge=1, le=1024)

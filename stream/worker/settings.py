@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stream.clients import ConfigError
-from stream.clients.settings import config_error
+from stream.clients.settings import GroupInstanceId, config_error
 
 
 class Topics(BaseModel):
@@ -75,7 +75,7 @@ class WorkerSettings(BaseModel):
     # wait for the old process's session to expire (after a crash, that wait is the
     # session timeout). The trade-off: a static member that stops for good keeps its
     # partitions unassigned until its session expires. None: dynamic membership.
-    group_instance_id: str | None = Field(None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    group_instance_id: GroupInstanceId | None = None
 
 
 def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:
@@ -125,7 +125,7 @@ class PlaybooksSettings(BaseModel):
     batch_seconds: float = Field(0.1, gt=0)
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
     standby_replicas: int = Field(0, ge=0)  # as the worker's
-    group_instance_id: str | None = Field(None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")  # as the worker's
+    group_instance_id: GroupInstanceId | None = None  # as the worker's
 
 
 def load_playbooks_settings(config_file: str | Path | None, **overrides: Any) -> PlaybooksSettings:

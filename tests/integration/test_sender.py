@@ -100,7 +100,9 @@ def test_exactly_the_expected_emails_for_a_scripted_list_of_actions(make_namespa
 def test_sigkill_mid_batch_and_restart_sends_no_action_twice(make_namespace) -> None:
     customers = [f"c{n:02d}" for n in range(40)]
     handler = SinkHandler(delay_seconds=0.25)  # a slow server: the kill lands mid-transaction
-    ns = make_namespace(contacts=_contacts(*customers), handler=handler)
+    # A static group member: the restarted sender takes the killed one's place at once
+    # instead of waiting out its session (the ledger's recovery is what this test is about).
+    ns = make_namespace(contacts=_contacts(*customers), handler=handler, extra='group_instance_id = "sender-1"')
     actions = [action_record(customer_id=customer) for customer in customers]
     ids = {action["action_id"] for action in actions}
     ns.produce("actions", actions)
