@@ -23,7 +23,8 @@ from tests.integration.worker_harness import WorkerNamespace, batch_results
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 WORKER = Path(__file__).parent / "apps" / "fetch_across_rebalance_worker.py"
-NO_FETCH_IN_FLIGHT = "NO FETCH IN FLIGHT at this rebalance"  # the app's message, see it
+# How the app's NO_FETCH_IN_FLIGHT message starts (importing the app would patch faust here).
+NO_FETCH_IN_FLIGHT = "NO FETCH IN FLIGHT at this rebalance"
 UNTIL = "1998-07-01"
 
 # The worker's environment: both fixes; only the getmany one (the waiting fetch takes
