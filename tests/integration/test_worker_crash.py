@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.worker_harness import WorkerNamespace, batch_results
+from tests.integration.worker_harness import WorkerNamespace, batch_results, history_files
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +27,7 @@ def _records_in(ns: WorkerNamespace, topic_key: str) -> int:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_sigkill_mid_replay_loses_no_change(kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str) -> None:
-    events = time_ordered(list(cdnow_orders(limit_customers=600)))
-    cut = len(events) * 6 // 10
-    history, first_part, second_part = (tmp_path / name for name in ("all.jsonl", "first.jsonl", "second.jsonl"))
-    write_jsonl(events, history)
-    write_jsonl(events[:cut], first_part)
-    write_jsonl(events[cut:], second_part)
+    history, (first_part, second_part) = history_files(tmp_path, 600, (6, 10))
 
     ns = WorkerNamespace(kafka_bootstrap, unique_name("crash"), tmp_path, guarantee=guarantee)
     try:

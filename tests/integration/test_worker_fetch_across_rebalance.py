@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.worker_harness import WorkerNamespace, batch_results
+from tests.integration.worker_harness import WorkerNamespace, batch_results, history_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -55,11 +54,7 @@ def _timing_reached(ns: WorkerNamespace, rebalances: int, timeout: float = 60) -
 def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance(
     kafka_bootstrap: str, unique_name, tmp_path: Path, worker_env: dict[str, str],
 ) -> None:
-    events = time_ordered(list(cdnow_orders(limit_customers=150)))
-    history, first_half, second_half = tmp_path / "all.jsonl", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
-    write_jsonl(events, history)
-    write_jsonl(events[: len(events) // 2], first_half)
-    write_jsonl(events[len(events) // 2 :], second_half)
+    history, (first_half, second_half) = history_files(tmp_path, 150, (1, 2))
     ns = WorkerNamespace(kafka_bootstrap, unique_name("fetchhold"), tmp_path, worker_command=[sys.executable, str(WORKER)],
                         worker_env=worker_env)
     try:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.worker_harness import WorkerNamespace, batch_results
+from tests.integration.worker_harness import WorkerNamespace, batch_results, history_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -29,11 +28,7 @@ HOLD_FROM = "1997-06-01"
 def test_a_batch_in_progress_at_a_rebalance_forwards_nothing_ahead_of_the_held_events(
     kafka_bootstrap: str, unique_name, tmp_path: Path,
 ) -> None:
-    events = time_ordered(list(cdnow_orders(limit_customers=300)))
-    history, first_part, rest = tmp_path / "all.jsonl", tmp_path / "first.jsonl", tmp_path / "rest.jsonl"
-    write_jsonl(events, history)
-    write_jsonl(events[: 2 * len(events) // 3], first_part)
-    write_jsonl(events[2 * len(events) // 3 :], rest)
+    history, (first_part, rest) = history_files(tmp_path, 300, (2, 3))
     ns = WorkerNamespace(kafka_bootstrap, unique_name("intakehold"), tmp_path, worker_command=[sys.executable, str(WORKER)],
                         worker_settings="batch_size = 50", worker_env={"HOLD_ONCE_FILE": str(tmp_path / "held"), "HOLD_FROM": HOLD_FROM})
     try:

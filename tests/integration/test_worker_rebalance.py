@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.worker_harness import WorkerNamespace, batch_results, overview
+from tests.integration.worker_harness import WorkerNamespace, batch_results, history_files, overview
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +19,7 @@ UNTIL = "1998-07-01"
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_worker_joining_and_leaving_mid_replay(kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str) -> None:
-    events = time_ordered(list(cdnow_orders(limit_customers=450)))
-    thirds = [events[: len(events) // 3], events[len(events) // 3 : 2 * len(events) // 3], events[2 * len(events) // 3 :]]
-    history = tmp_path / "all.jsonl"
-    write_jsonl(events, history)
-    parts = []
-    for index, part in enumerate(thirds):
-        path = tmp_path / f"part{index}.jsonl"
-        write_jsonl(part, path)
-        parts.append(path)
+    history, parts = history_files(tmp_path, 450, (1, 3), (2, 3))
 
     ns = WorkerNamespace(kafka_bootstrap, unique_name("rebalance"), tmp_path, guarantee=guarantee)
     try:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.worker_harness import WorkerNamespace, batch_results, overview
+from tests.integration.worker_harness import WorkerNamespace, batch_results, history_files, overview
 
 pytestmark = pytest.mark.integration
 
@@ -20,11 +19,7 @@ UNTIL = "1998-07-01"
 
 @pytest.mark.timeout(300)
 def test_a_static_member_restarted_after_a_crash_rejoins_without_a_rebalance(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
-    events = time_ordered(list(cdnow_orders(limit_customers=300)))
-    history, first_half, second_half = (tmp_path / name for name in ("all.jsonl", "first.jsonl", "second.jsonl"))
-    write_jsonl(events, history)
-    write_jsonl(events[: len(events) // 2], first_half)
-    write_jsonl(events[len(events) // 2 :], second_half)
+    history, (first_half, second_half) = history_files(tmp_path, 300, (1, 2))
 
     ns = WorkerNamespace(kafka_bootstrap, unique_name("static"), tmp_path, worker_settings='group_instance_id = "worker-1"')
     try:

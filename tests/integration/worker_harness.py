@@ -16,6 +16,7 @@ import orjson
 from kafka import KafkaConsumer
 
 from stream.broker.local import free_port
+from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
 from tests.integration.kafka_helpers import consume_all
 
 SEGMENTS = str(Path(sys.executable).with_name("segments"))
@@ -153,6 +154,21 @@ class WorkerNamespace:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def history_files(tmp_path: Path, customers: int, *cuts: tuple[int, int]) -> tuple[Path, list[Path]]:
+    """The first ``customers`` CDNOW customers' orders in time order: the whole history
+    as ``all.jsonl``, and its parts (``part0.jsonl``, ...), split where
+    each cut (numerator, denominator) falls: (1, 2) at ``len(events) // 2``. For
+    replaying a history in steps."""
+    events = time_ordered(list(cdnow_orders(limit_customers=customers)))
+    history = tmp_path / "all.jsonl"
+    write_jsonl(events, history)
+    bounds = [0, *(len(events) * numerator // denominator for numerator, denominator in cuts), len(events)]
+    parts = [tmp_path / f"part{index}.jsonl" for index in range(len(bounds) - 1)]
+    for path, start, end in zip(parts, bounds, bounds[1:]):
+        write_jsonl(events[start:end], path)
+    return history, parts
 
 
 def overview(web_url: str) -> dict:
