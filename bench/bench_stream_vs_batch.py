@@ -53,9 +53,8 @@ from stream.processing.intake import decode_input  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
 from tests.integration.worker_harness import SEGMENTS, WorkerNamespace  # noqa: E402
 
-from bench.workloads import live_burst  # noqa: E402
+from bench.workloads import LIVE_START, live_burst  # noqa: E402
 
-LIVE_START = "1998-07-01T00:00:00Z"  # the day after the CDNOW history ends
 
 
 async def raw_consume(bootstrap: str, topics: list[str], expected: int) -> float:
@@ -135,6 +134,10 @@ def main() -> None:
                         "measured events: FILE gets the collapsed stacks (flamegraph.pl or speedscope read them)")
     parser.add_argument("--worker-settings", default="", help='extra [worker] lines of the config, e.g. "batch_seconds = 0.05"')
     args = parser.parse_args()
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if args.profile and not py_spy.exists():
+        # Not a dependency of the project: only this option needs it.
+        parser.error(f"--profile records with py-spy, which is not installed: {sys.executable} -m pip install py-spy")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     live = args.workload == "live"
@@ -164,7 +167,7 @@ def main() -> None:
                 ns.cli("replay", str(history), "--until", LIVE_START, "--wait", timeout=3600)
             profiler = None
             if args.profile:
-                profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                profiler = subprocess.Popen([str(py_spy), "record", "--format", "raw",
                                              "--rate", "200", "--output", args.profile, "--pid", str(ns.worker.pid)])
                 time.sleep(1)
             published_at = time.time()

@@ -7,6 +7,11 @@ partitions, ``tests/support/rocksdb_tables.py``), fed the first N CDNOW customer
 orders in time order as ``segments-events`` records, in batches of --batch records per
 partition. What it leaves out: faust, the intake agent, the sends.
 
+``--workload live``: those customers' history and a tick to 1998-07-01 go through the
+same code first, not measured; then a busy hour of their orders, carts and opens
+(``bench/workloads.py``, 3 events per customer, as ``bench_stream_vs_batch.py --workload
+live`` publishes them) is measured.
+
 Each configuration runs in a fresh process (the collector settings are per process),
 alternating, --rounds times:
 
@@ -42,45 +47,77 @@ import orjson  # noqa: E402
 CONFIGS = {"worker": True, "default-gc": False}  # -> the worker's collector settings?
 
 
-def run_one(config: str, customers: int, batch: int) -> dict:
-    from stream.cli.collector import settle_collector
-    from stream.demo.cdnow import cdnow_orders, time_ordered
-    from stream.events import decode_event
-    from stream.events.internal import encode_event
-    from stream.rules import DEFAULT_RULES_PATH, load_rules
-    from stream.worker.batch_work import process_records
+def _batches(values_in_order: list[bytes], customer_ids: list[str], partitions: int, batch: int) -> list[tuple[int, list[bytes]]]:
+    """The records as the customer agent would take them: per partition, in order, in
+    batches of up to ``batch``."""
     from stream.worker.tables import partition_of
-    from tests.support.rocksdb_tables import RocksTables
 
-    partitions = 4
-    tuned = CONFIGS[config]
-    rules = load_rules(DEFAULT_RULES_PATH)
     by_partition: list[list[bytes]] = [[] for _ in range(partitions)]
     batches: list[tuple[int, list[bytes]]] = []
-    events = 0
-    for event in time_ordered(list(cdnow_orders(limit_customers=customers))):
-        decoded = decode_event(
-            orjson.dumps(event), reporting_currency=rules.reporting_currency,
-            currency_rates=rules.currency_rates, max_event_bytes=rules.max_event_bytes,
-        )
-        partition = partition_of(decoded.customer_id, partitions)
-        by_partition[partition].append(encode_event(decoded))
-        events += 1
+    for value, customer_id in zip(values_in_order, customer_ids):
+        partition = partition_of(customer_id, partitions)
+        by_partition[partition].append(value)
         if len(by_partition[partition]) >= batch:
             batches.append((partition, by_partition[partition]))
             by_partition[partition] = []
     batches.extend((partition, values) for partition, values in enumerate(by_partition) if values)
+    return batches
+
+
+def run_one(config: str, customers: int, batch: int, workload: str) -> dict:
+    from stream.cli.collector import settle_collector
+    from stream.demo.cdnow import cdnow_orders, time_ordered
+    from stream.events import decode_event
+    from stream.events.internal import encode_event, encode_tick
+    from stream.rules import DEFAULT_RULES_PATH, load_rules
+    from stream.worker.batch_work import process_records
+    from stream.events.decode import parse_instant
+    from tests.support.rocksdb_tables import RocksTables
+
+    from bench.workloads import LIVE_START, live_burst
+
+    partitions = 4
+    tuned = CONFIGS[config]
+    rules = load_rules(DEFAULT_RULES_PATH)
+
+    def records(events: list[dict]) -> tuple[list[bytes], list[str]]:
+        decoded = [
+            decode_event(
+                orjson.dumps(event), reporting_currency=rules.reporting_currency,
+                currency_rates=rules.currency_rates, max_event_bytes=rules.max_event_bytes,
+            )
+            for event in events
+        ]
+        return [encode_event(event) for event in decoded], [event.customer_id for event in decoded]
+
+    history = time_ordered(list(cdnow_orders(limit_customers=customers)))
+    untimed: list[tuple[int, list[bytes]]] = []
+    if workload == "live":
+        customer_ids = sorted({event["customer_id"] for event in history})
+        untimed = _batches(*records(history), partitions, batch)
+        start = parse_instant(LIVE_START)
+        untimed += [(partition, [encode_tick(start)]) for partition in range(partitions)]
+        timed = live_burst(customer_ids, 3 * customers, start)
+    else:
+        timed = history
+    batches = _batches(*records(timed), partitions, batch)
+    events = len(timed)
 
     changes = 0
     with tempfile.TemporaryDirectory() as folder:
         tables = RocksTables(Path(folder), partitions)
+        for offset, (partition, values) in enumerate(untimed):
+            store = tables.store(partition)
+            process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
+            store.set_last_offset(offset)
+            store.flush()
         if tuned:
             settle_collector()
         else:
             gc.freeze()  # what the worker did before the thresholds: a freeze only
         collections_before = sum(stat["collections"] for stat in gc.get_stats())
         started_cpu, started = time.process_time(), time.perf_counter()
-        for offset, (partition, values) in enumerate(batches):
+        for offset, (partition, values) in enumerate(batches, start=len(untimed)):
             store = tables.store(partition)
             output = process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
             store.set_last_offset(offset)
@@ -100,11 +137,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=50, help="records per batch (the worker's averaged about 50 in the throughput benchmark)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workload", default="history", choices=["history", "live"])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = parser.parse_args()
     if args.one:
-        print(orjson.dumps(run_one(args.one, args.customers, args.batch)).decode())
+        print(orjson.dumps(run_one(args.one, args.customers, args.batch, args.workload)).decode())
         return
 
     configs = args.configs.split(",")
@@ -112,13 +150,15 @@ def main() -> None:
     for _ in range(args.rounds):
         for config in configs:
             completed = subprocess.run(
-                [sys.executable, __file__, "--one", config, "--customers", str(args.customers), "--batch", str(args.batch)],
+                [sys.executable, __file__, "--one", config, "--customers", str(args.customers), "--batch", str(args.batch),
+                 "--workload", args.workload],
                 check=True, capture_output=True, text=True,
             )
             results[config].append(orjson.loads(completed.stdout.strip().splitlines()[-1]))
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
     first = results[configs[0]][0]
-    print(f"history: first {args.customers} CDNOW customers, {first['events']:,} events in {first['batches']:,} batches "
+    workload = "a live hour after the history of" if args.workload == "live" else "history:"
+    print(f"{workload} first {args.customers} CDNOW customers, {first['events']:,} events in {first['batches']:,} batches "
           f"of up to {args.batch} per partition; {first['changes']:,} changes")
     best = {config: min(rows, key=lambda row: row["cpu"]) for config, rows in results.items()}
     reference = best[configs[0]]["cpu"]

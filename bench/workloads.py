@@ -16,6 +16,8 @@ import datetime as _dt
 import random
 
 HOUR_MS = 3_600_000
+# Where the benchmarks put a live hour: the day after the CDNOW history ends.
+LIVE_START = "1998-07-01T00:00:00Z"
 
 
 def _iso(ms: int) -> str:
