@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from stream.rules import Rules
 
-from .engine import advance, apply
+from .engine import advance, apply, look_ahead
 from .events import CartEvent, EmailOpenEvent, OrderEvent
 from .state import CustomerState
+from .timers import next_due
 
 DAY = 86_400_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -56,6 +57,9 @@ def main() -> None:
         for ev in events:
             apply(st, ev, rules)
         advance(st, st.evaluated_at or 0, rules)
+        # As the worker stores it: after the look-ahead, with its next instant (``w``).
+        look_ahead(st, rules)
+        next_due(st, rules)
         print(f"{len(st.to_bytes()):>7,} bytes  {name}  ({len(events)} events)")
 
 

@@ -101,7 +101,7 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     else:
         _apply_event(state, event, key, p)
         now = last
-    state.checked_to = state.evaluated_at  # the state changed: re-check candidates after L
+    _checked(state, state.evaluated_at)  # the state changed: re-check candidates after L
     state.remember(key, now)
     cause = Cause("event", event.event_id, event.type)
     evaluation = evaluate_at(state, now, p)
@@ -129,7 +129,7 @@ def _advance(state: CustomerState, now: int, p: RuleParams) -> list[Change]:
         i += 1
         evaluation = _evaluate_candidate(state, due, p)
         fired = _emit(state, evaluation, TIME, p)
-        state.checked_to = due  # strictly increasing: the candidates are > checked_to
+        _checked(state, due)  # strictly increasing: the candidates are > checked_to
         if fired:
             state.evaluated_at = due
             state.evaluation = (p, evaluation)
@@ -150,7 +150,13 @@ def look_ahead(state: CustomerState, rules: Rules) -> None:
         evaluation = _evaluate_candidate(state, due, p)
         if evaluation.segment != state.segment or evaluation.tags != state.tags:
             return
-        state.checked_to = due
+        _checked(state, due)
+
+
+def _checked(state: CustomerState, instant: int | None) -> None:
+    """Candidates up to ``instant`` are done; ``next_due`` moves past them."""
+    state.checked_to = instant
+    state.due_memo = None
 
 
 def _evaluate_candidate(state: CustomerState, due: int, p: RuleParams) -> Evaluation:

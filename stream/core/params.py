@@ -10,6 +10,7 @@ same side as the ``Fraction`` definitions in the spec (e.g. exactly 60 % coupon 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +23,9 @@ from .timeutil import calendar
 class RuleParams:
     rules: Rules  # the Rules value these were derived from (also keeps it alive for the cache)
     version: str
+    # 32 bits of the version, to tag what is stored with a state and depends on the rules
+    # (``CustomerState.due_memo``): a state saved under other rules is not trusted.
+    version_tag: int
     day_of: Callable[[int], int]  # business day of an instant (the rules' time zone)
     day_start: Callable[[int], int]  # first instant of a business day
     window_days: int
@@ -85,6 +89,7 @@ def _derive(rules: Rules) -> RuleParams:
     return RuleParams(
         rules=rules,
         version=rules.version,
+        version_tag=zlib.crc32(rules.version.encode()),
         day_of=cal.day_of,
         day_start=cal.day_start,
         window_days=rules.window_days,

@@ -48,7 +48,9 @@ Encoding (``to_bytes``: orjson, keys short on purpose; default-valued keys omitt
      "c": [latest cart instant, 1 if open else 0],
      "e": [[business day number, counted opens], ...],
      "d": [[utc day of L when applied, [event keys in arrival order]], ...],
-     "z": the customer's IANA time zone (latest event naming one)}
+     "z": the customer's IANA time zone (latest event naming one),
+     "w": [rules tag, next time-caused instant | null]: ``next_due`` as last worked out
+          (``due_memo``; absent when not known)}
 
 Keys (``order_key``, event keys) are the first 8 bytes of BLAKE2b of the id, shifted to
 63 bits (collision odds per customer are ~n²/2⁶⁴: negligible).
@@ -134,6 +136,13 @@ class CustomerState:
     # The customer's IANA time zone, from the latest event that named one (playbooks'
     # quiet hours); None: the business time zone applies.
     timezone: str | None = None
+    # ``timers.next_due_at`` as last worked out, tagged with the rules it was worked out
+    # for: (``RuleParams.version_tag``, instant or None). Derived, but encoded: a worker
+    # loads a customer's state for every event, and without it would rebuild the summary
+    # just to learn that nothing is due yet (and where the customer's timer is). Whoever
+    # changes what ``next_due`` depends on (the records, ``evaluated_at``, ``checked_to``)
+    # drops it: ``records_changed`` and the engine's ``_checked``.
+    due_memo: tuple[int, int | None] | None = field(default=None, compare=False, repr=False)
     # Not part of the value (never encoded or compared): the ``summary.RecordSummary`` of
     # the current records, built on first use. Stale once orders, folded aggregates, the
     # cart or the open days change: whoever changes them calls ``records_changed()`` (in
@@ -154,6 +163,7 @@ class CustomerState:
         self.summary = None
         self.evaluation = None
         self.candidate_evaluation = None
+        self.due_memo = None
 
     # -- redelivery ----------------------------------------------------------------
 
@@ -223,6 +233,8 @@ class CustomerState:
             doc["d"] = groups
         if self.timezone is not None:
             doc["z"] = self.timezone
+        if self.due_memo is not None:
+            doc["w"] = self.due_memo
         return orjson.dumps(doc)
 
     @classmethod
@@ -246,6 +258,7 @@ class CustomerState:
             )
         folded_count, folded_first, folded_last = get("f", (0, None, None))
         cart_at, cart_open = get("c", (None, 0))
+        due_memo = get("w")
         return cls(
             doc["id"],
             get("n", 0),
@@ -262,6 +275,7 @@ class CustomerState:
             dict(get("e", ())),
             [(day, key) for day, keys in get("d", ()) for key in keys],
             get("z"),
+            None if due_memo is None else (due_memo[0], due_memo[1]),
         )
 
 

@@ -59,12 +59,18 @@ def next_due(state: CustomerState, rules: Rules) -> int | None:
 
 
 def next_due_at(state: CustomerState, p: RuleParams) -> int | None:
-    """``next_due`` with the rules' numbers already derived."""
+    """``next_due`` with the rules' numbers already derived; kept on the state
+    (``CustomerState.due_memo``) until what it depends on changes."""
     if state.evaluated_at is None:
         return None
+    memo = state.due_memo
+    if memo is not None and memo[0] == p.version_tag:
+        return memo[1]
     candidates = summary_of(state, p).candidates
     i = bisect_right(candidates, _checked_after(state, state.evaluated_at))
-    return candidates[i] if i < len(candidates) else None
+    due = candidates[i] if i < len(candidates) else None
+    state.due_memo = (p.version_tag, due)
+    return due
 
 
 def due_between(state: CustomerState, now: int, p: RuleParams) -> list[int]:
@@ -72,6 +78,9 @@ def due_between(state: CustomerState, now: int, p: RuleParams) -> list[int]:
     evaluates, for as long as the records (and so the candidates) stay the same."""
     if state.evaluated_at is None:
         return []
+    memo = state.due_memo
+    if memo is not None and memo[0] == p.version_tag and (memo[1] is None or memo[1] > now):
+        return []  # nothing due yet, known without the summary
     candidates = summary_of(state, p).candidates
     start = bisect_right(candidates, _checked_after(state, state.evaluated_at))
     return candidates[start : bisect_right(candidates, now, lo=start)]

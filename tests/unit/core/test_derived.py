@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core import CustomerState, advance, apply, day_of, day_start_ms, next_due, profile, rfc3339_ms
+from stream.core import CustomerState, advance, apply, day_of, day_start_ms, look_ahead, next_due, profile, rfc3339_ms
 from stream.core.params import params_for
 from stream.core.timeutil import calendar
 from stream.core.timers import candidate_instants
@@ -95,6 +95,55 @@ def test_summary_is_not_part_of_the_value():
     assert st.summary is not None
     back = CustomerState.from_bytes(st.to_bytes())
     assert back.summary is None and back == st and back.to_bytes() == st.to_bytes()
+
+
+def without_memos(state: CustomerState) -> CustomerState:
+    """The same value with nothing derived kept: not the summary, not ``due_memo``."""
+    fresh = CustomerState.from_bytes(state.to_bytes())
+    fresh.due_memo = None
+    return fresh
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.sampled_from(sorted(RULES)))
+def test_the_kept_next_due_follows_every_change(history, tz):
+    """``due_memo`` is encoded with the state; after every event, stretch of time and
+    look-ahead (each asked for ``next_due`` first, so a memo is in place to go stale),
+    ``next_due`` of the state, and of the state decoded from its bytes, equals what a
+    copy without the memo computes, and so do the changes of the next step."""
+    rules = RULES[tz]
+    arrivals, pauses = history
+    state = CustomerState("c")
+    twin = CustomerState("c")  # the same steps, its memo dropped before each
+    for event, pause in zip(arrivals, pauses):
+        next_due(state, rules)
+        twin.due_memo = None
+        assert apply(state, event, rules) == apply(twin, event, rules)
+        if pause:
+            next_due(state, rules)
+            twin.due_memo = None
+            assert advance(state, event.occurred_at + pause, rules) == advance(twin, event.occurred_at + pause, rules)
+        next_due(state, rules)
+        look_ahead(state, rules)
+        twin.due_memo = None
+        look_ahead(twin, rules)
+        expected = next_due(without_memos(state), rules)
+        assert next_due(state, rules) == expected
+        decoded = CustomerState.from_bytes(state.to_bytes())
+        assert decoded.due_memo == state.due_memo
+        assert next_due(decoded, rules) == expected
+
+
+def test_a_memo_of_other_rules_is_not_trusted():
+    """A state saved under other rules (a changed rules file) carries their next instant;
+    it is worked out again, not taken."""
+    st, _ = run([cart(BASE)])
+    sooner = Rules.model_validate({"tags": {"cart_abandoner": {"after_hours": 2}}})
+    assert next_due(st, DEFAULT) == BASE + 4 * HOUR
+    decoded = CustomerState.from_bytes(st.to_bytes())
+    assert decoded.due_memo == (params_for(DEFAULT).version_tag, BASE + 4 * HOUR)
+    assert next_due(decoded, sooner) == BASE + 2 * HOUR
+    assert decoded.due_memo == (params_for(sooner).version_tag, BASE + 2 * HOUR)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
