@@ -56,16 +56,18 @@ Keys (``order_key``, event keys) are the first 8 bytes of BLAKE2b of the id, shi
 63 bits (collision odds per customer are ~n²/2⁶⁴: negligible).
 
 Measured sizes (``to_bytes()`` length after replaying each history with the default
-rules; command: ``.venv/bin/python -m stream.core._measure``, ids ~30 characters):
+rules, as the worker stores it, ``w`` included; command: ``.venv/bin/python -m
+stream.core._measure``, ids ~30 characters):
 
-- new customer after one email open: 141 bytes
-- one-time buyer (1 order, 2 opens, a cart): 281 bytes
-- regular (24 orders in 2 years, monthly, 3 refunds, 40 opens, 30 carts): 2,389 bytes
-- heavy (200 orders within the window, 100 opens, 100 carts): 11,193 bytes
-- 5 years of monthly orders (60 orders, 36 of them folded): 2,359 bytes
+- new customer after one email open: 172 bytes
+- one-time buyer (1 order, 2 opens, a cart): 312 bytes
+- regular (24 orders in 2 years, monthly, 3 refunds, 40 opens, 30 carts): 2,420 bytes
+- heavy (200 orders within the window, 100 opens, 100 carts): 11,224 bytes
+- 5 years of monthly orders (60 orders, 36 of them folded): 2,390 bytes
 
 i.e. ~45 bytes per order still in the window, ~21 bytes per remembered event id (at most
-32 beyond the last 7 days), ~100 bytes fixed; nothing grows with the length of the history.
+32 beyond the last 7 days), ~130 bytes fixed (31 of them ``w``); nothing grows with the
+length of the history.
 """
 
 from __future__ import annotations

@@ -24,7 +24,10 @@ Every candidate is a *possible* change: ``advance`` evaluates it and may find no
 The candidates depend only on the order records, the folded aggregates, the cart and the
 open days (not on ``now``, ``evaluated_at`` or what was emitted), so they are built once
 per change of those, sorted, in the state's ``RecordSummary`` (``summary``): ``next_due``,
-which the worker calls several times per event, is a binary search.
+which the worker calls several times per event, is a binary search. Its answer is also
+kept on the state and stored with it (``CustomerState.due_memo``): the worker decodes a
+customer's state afresh for every event, and most events find nothing due yet, which
+the memo tells without building the summary (``due_between``).
 """
 
 from __future__ import annotations
