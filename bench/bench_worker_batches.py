@@ -64,7 +64,7 @@ def _batches(values_in_order: list[bytes], customer_ids: list[str], partitions: 
     return batches
 
 
-def run_one(config: str, customers: int, batch: int, workload: str) -> dict:
+def run_one(config: str, customers: int, batch: int, workload: str, cprofile: str | None = None) -> dict:
     from stream.cli.collector import settle_collector
     from stream.demo.cdnow import cdnow_orders, time_ordered
     from stream.events import decode_event
@@ -116,6 +116,12 @@ def run_one(config: str, customers: int, batch: int, workload: str) -> dict:
         else:
             gc.freeze()  # what the worker did before the thresholds: a freeze only
         collections_before = sum(stat["collections"] for stat in gc.get_stats())
+        profiler = None
+        if cprofile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         started_cpu, started = time.process_time(), time.perf_counter()
         for offset, (partition, values) in enumerate(batches, start=len(untimed)):
             store = tables.store(partition)
@@ -124,6 +130,9 @@ def run_one(config: str, customers: int, batch: int, workload: str) -> dict:
             store.flush()
             changes += len(output.changes)
         cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(cprofile)
         collections = sum(stat["collections"] for stat in gc.get_stats()) - collections_before
         tables.close()
     return {
@@ -139,19 +148,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workload", default="history", choices=["history", "live"])
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
+    parser.add_argument("--cprofile", metavar="FILE", help="write cProfile stats of the measured part of the first "
+                        "configuration's first round to FILE (its CPU seconds then include the profiler's)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     args = parser.parse_args()
     if args.one:
-        print(orjson.dumps(run_one(args.one, args.customers, args.batch, args.workload)).decode())
+        print(orjson.dumps(run_one(args.one, args.customers, args.batch, args.workload, args.cprofile)).decode())
         return
 
     configs = args.configs.split(",")
     results: dict[str, list[dict]] = {config: [] for config in configs}
-    for _ in range(args.rounds):
+    for round_number in range(args.rounds):
         for config in configs:
+            profile = ["--cprofile", args.cprofile] if args.cprofile and round_number == 0 and config == configs[0] else []
             completed = subprocess.run(
                 [sys.executable, __file__, "--one", config, "--customers", str(args.customers), "--batch", str(args.batch),
-                 "--workload", args.workload],
+                 "--workload", args.workload, *profile],
                 check=True, capture_output=True, text=True,
             )
             results[config].append(orjson.loads(completed.stdout.strip().splitlines()[-1]))
