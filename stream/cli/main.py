@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
 from stream import __version__
-from stream.cli.broker import kafka_group
 from stream.cli.context import CliContext
-from stream.cli.batch import batch
-from stream.cli.demo import demo
-from stream.cli.lag import lag
-from stream.cli.playbooks import playbooks_group
-from stream.cli.replay import replay
-from stream.cli.sender import sender, smtp_sink
-from stream.cli.rules import calibrate_command, rules_group
-from stream.cli.snapshot import profile_command, snapshot
-from stream.cli.worker import worker
+
+# Each subcommand's module, imported only when that subcommand runs (or for --help):
+# importing all of them pulls in faust, aiokafka and the worker's RocksDB code, about a
+# second before `segments replay` or `segments rules check` could start.
+SUBCOMMANDS = {
+    "batch": "stream.cli.batch:batch",
+    "calibrate": "stream.cli.rules:calibrate_command",
+    "demo": "stream.cli.demo:demo",
+    "kafka": "stream.cli.broker:kafka_group",
+    "lag": "stream.cli.lag:lag",
+    "playbooks": "stream.cli.playbooks:playbooks_group",
+    "profile": "stream.cli.snapshot:profile_command",
+    "replay": "stream.cli.replay:replay",
+    "rules": "stream.cli.rules:rules_group",
+    "sender": "stream.cli.sender:sender",
+    "smtp-sink": "stream.cli.sender:smtp_sink",
+    "snapshot": "stream.cli.snapshot:snapshot",
+    "worker": "stream.cli.worker:worker",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented
+    lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = SUBCOMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command) or command.name != cmd_name:
+            raise RuntimeError(f"{SUBCOMMANDS[cmd_name]} is not the {cmd_name!r} command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="segments")
 @click.option(
     "--config",
@@ -51,20 +78,6 @@ def cli(context: click.Context, config_file: str | None, bootstrap_servers: str 
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     context.obj = CliContext(config_file=config_file, bootstrap_servers=bootstrap_servers)
 
-
-cli.add_command(kafka_group)
-cli.add_command(worker)
-cli.add_command(replay)
-cli.add_command(batch)
-cli.add_command(snapshot)
-cli.add_command(profile_command)
-cli.add_command(rules_group)
-cli.add_command(calibrate_command)
-cli.add_command(demo)
-cli.add_command(lag)
-cli.add_command(playbooks_group)
-cli.add_command(sender)
-cli.add_command(smtp_sink)
 
 
 def main() -> None:

@@ -28,3 +28,42 @@ def test_a_kafka_problem_is_one_line_and_exit_code_1(monkeypatch, tmp_path, caps
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"segments: Kafka: {error}"
     assert "Traceback" not in err
+
+
+def test_every_subcommand_loads_under_its_name() -> None:
+    import click
+
+    context = click.Context(main_module.cli)
+    names = main_module.cli.list_commands(context)
+    assert names == sorted(main_module.SUBCOMMANDS)
+    for name in names:
+        command = main_module.cli.get_command(context, name)
+        assert isinstance(command, click.Command) and command.name == name
+    assert main_module.cli.get_command(context, "no-such-command") is None
+
+
+def test_a_subcommand_imports_only_what_it_needs() -> None:
+    """`segments rules check`, `replay` and `batch` start without importing faust (the
+    worker's stack, about a second of imports)."""
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "if sys.argv[1] == 'import-the-worker':  # the probe's control\n"
+        "    import stream.worker.app\n"
+        "from stream.cli.main import cli\n"
+        "try:\n"
+        "    cli(sys.argv[1:], prog_name='segments')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('faust' in sys.modules)\n"
+    )
+
+    def imports_faust(*args: str) -> bool:
+        completed = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True)
+        return completed.stdout.strip().splitlines()[-1] == "True"
+
+    assert not imports_faust("rules", "check", "--help")
+    assert not imports_faust("replay", "--help")
+    assert not imports_faust("batch", "--help")
+    assert imports_faust("import-the-worker")
