@@ -37,7 +37,7 @@ from stream.core.events import OrderEvent  # noqa: E402
 from stream.core.state import CustomerState  # noqa: E402
 from stream.processing import PartitionProcessor  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
-from stream.worker.tables import partition_of  # noqa: E402
+from stream.worker.table_keys import partition_of  # noqa: E402
 from tests.support.rocksdb_tables import RocksTables  # noqa: E402
 
 DAY_MS = 86_400_000

@@ -50,7 +50,7 @@ CONFIGS = {"worker": True, "default-gc": False}  # -> the worker's collector set
 def _batches(values_in_order: list[bytes], customer_ids: list[str], partitions: int, batch: int) -> list[tuple[int, list[bytes]]]:
     """The records as the customer agent would take them: per partition, in order, in
     batches of up to ``batch``."""
-    from stream.worker.tables import partition_of
+    from stream.worker.table_keys import partition_of
 
     by_partition: list[list[bytes]] = [[] for _ in range(partitions)]
     batches: list[tuple[int, list[bytes]]] = []

@@ -16,7 +16,7 @@ from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.rules import RulesError, load_rules
 from stream.worker.settings import load_worker_settings
-from stream.worker.tables import clock_key, partition_of
+from stream.worker.table_keys import clock_key, partition_of
 
 
 def _read_compacted(kafka, topic: str, partitions: list[int] | None = None) -> dict[tuple[int, bytes], bytes]:

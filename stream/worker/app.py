@@ -30,7 +30,8 @@ from stream.worker.plumbing import (
 from stream.worker.probe import WorkerProbe
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import WorkerSettings, web_token
-from stream.worker.tables import TableStore, partition_of, stored_last_offset
+from stream.worker.table_keys import partition_of
+from stream.worker.tables import TableStore, stored_last_offset
 
 log = logging.getLogger("stream.worker")
 

@@ -39,7 +39,8 @@ from stream.worker.probe import app_ready, group_offsets
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
-from stream.worker.tables import offset_key, stored_last_offset
+from stream.worker.table_keys import offset_key
+from stream.worker.tables import stored_last_offset
 
 log = logging.getLogger("stream.playbooks")
 

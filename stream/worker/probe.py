@@ -13,7 +13,8 @@ from stream.ops.snapshot import PartitionOffsets, WorkerSnapshot
 from stream.ops.telemetry import WorkerTelemetry
 from stream.processing.census import Census
 from stream.rules import Rules
-from stream.worker.tables import census_key, clock_key, partition_of, read_history
+from stream.worker.table_keys import census_key, clock_key, partition_of
+from stream.worker.tables import read_history
 
 
 def group_offsets(app: Any, topics: set[str]) -> list[PartitionOffsets]:

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from typing import Any, AsyncIterator
 
 import faust
-from kafka.partitioner.default import murmur2
 
 from stream.worker.plumbing import ChangelogRecord
+from stream.worker.table_keys import key_hash
 
 KeyValue = tuple[bytes | None, bytes | None]
 
@@ -97,14 +96,6 @@ class OutputBatch:
                 partition = all_partitions[key_hash(key) % len(all_partitions)]
                 placed.setdefault(partition, []).append((key, value))
         return placed
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def key_hash(key: bytes) -> int:
-    """Kafka's default partitioner's hash of a record key (murmur2, positive), as the
-    Java client and aiokafka compute it. Memoised: murmur2 is pure Python, and every
-    change and profile of a customer hashes the same key again."""
-    return murmur2(key) & 0x7FFFFFFF
 
 
 async def _send_records(producer: Any, topic: str, partition: int, records: list[KeyValue]) -> list[asyncio.Future]:

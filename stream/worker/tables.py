@@ -20,7 +20,6 @@ change ids) instead of losing them.
 from __future__ import annotations
 
 import heapq
-import struct
 from typing import Any
 
 import orjson
@@ -28,9 +27,10 @@ import orjson
 from stream.core.state import CustomerState
 from stream.processing.census import Census, Standing, standing_of
 from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
-from stream.worker.record_batches import key_hash
+from stream.worker.table_keys import (
+    DUE, census_key, clock_key, history_key, history_prefix, offset_key, split_timer_key, timer_key,
+)
 
-_DUE = struct.Struct(">q")
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
 _FAUST_KEY_PREFIX = b"__faust"
 _DELETED = object()
@@ -40,26 +40,12 @@ _UNSCANNED = object()
 # the largest of the changelogs (1.5 KB a write, 72 % of the changelog bytes of a CDNOW
 # replay) and cost the worker about a fifth of its throughput (BENCHMARKS.md).
 HISTORY_LIMIT = 20
-_HISTORY_ID_LENGTH = struct.Struct(">H")  # customer ids are at most 256 characters
-_HISTORY_SEQ = struct.Struct(">Q")
 _HISTORY_FIELDS = ("change_id", "kind", "from", "to", "tag", "entered", "at", "cause", "segment", "scores", "rules_version")
 
 
 def history_entry(change_record: dict[str, Any]) -> dict[str, Any]:
     """The part of a segment-change record kept in the customer's history."""
     return {field: change_record[field] for field in _HISTORY_FIELDS if field in change_record}
-
-
-def history_prefix(customer_id: str) -> bytes:
-    """The first bytes of every key of the customer's history (length-prefixed, so no
-    customer's keys run into another's)."""
-    encoded = customer_id.encode()
-    return _HISTORY_ID_LENGTH.pack(len(encoded)) + encoded
-
-
-def history_key(customer_id: str, seq: int) -> bytes:
-    """The key of the customer's change number ``seq``: keys sort by customer, then seq."""
-    return history_prefix(customer_id) + _HISTORY_SEQ.pack(seq)
 
 
 def read_history(db: Any, customer_id: str) -> list[dict[str, Any]]:
@@ -74,36 +60,10 @@ def read_history(db: Any, customer_id: str) -> list[dict[str, Any]]:
     return entries
 
 
-def timer_key(due: int, customer_id: str) -> bytes:
-    return _DUE.pack(due) + customer_id.encode()
-
-
-def split_timer_key(key: bytes) -> tuple[int, str]:
-    return _DUE.unpack_from(key)[0], key[_DUE.size :].decode()
-
-
-def clock_key(partition: int) -> bytes:
-    return f"clock:{partition}".encode()
-
-
-def partition_of(customer_id: str, partitions: int) -> int:
-    """The partition holding a customer: the tables are partitioned like segments-events,
-    by Kafka's default (murmur2) partitioner on the customer id."""
-    return key_hash(customer_id.encode()) % partitions
-
-
-def offset_key(partition: int) -> bytes:
-    return f"offset:{partition}".encode()
-
-
 def stored_last_offset(clocks: Any, partition: int) -> int | None:
     """The last offset of the source partition whose effects are in the stored state."""
     raw = read_local(clocks, partition, offset_key(partition))
     return int(raw) if raw is not None else None
-
-
-def census_key(partition: int) -> bytes:
-    return f"census:{partition}".encode()
 
 
 def _iter_items(db: Any):
@@ -165,7 +125,7 @@ class TableStore:
         batches) and this batch's writes. The processor asks after every event (the
         clock moves with them), so neither is read in full each time: the persisted
         keys from a cursor at the first live one, this batch's from a heap."""
-        upper = _DUE.pack(now + 1)
+        upper = DUE.pack(now + 1)
         found: set[bytes] = set()
         cursor = self._persisted_cursor
         if cursor is _UNSCANNED or (cursor is not None and cursor < upper):
@@ -173,7 +133,7 @@ class TableStore:
                 start = cursor
             else:
                 fired_through = self._fired_through()
-                start = _DUE.pack(fired_through + 1) if fired_through is not None else b""
+                start = DUE.pack(fired_through + 1) if fired_through is not None else b""
             first_live: bytes | None = None
             for key in self._iter_persisted_timer_keys(start):
                 if self._timer_writes.get(key) is _DELETED:

@@ -43,8 +43,8 @@ def test_every_subcommand_loads_under_its_name() -> None:
 
 
 def test_a_subcommand_imports_only_what_it_needs() -> None:
-    """`segments rules check`, `replay` and `batch` start without importing faust (the
-    worker's stack, about a second of imports)."""
+    """`segments rules check`, `replay`, `batch`, `snapshot` and `profile` start without
+    importing faust (the worker's stack, about a second of imports)."""
     import subprocess
 
     probe = (
@@ -66,4 +66,6 @@ def test_a_subcommand_imports_only_what_it_needs() -> None:
     assert not imports_faust("rules", "check", "--help")
     assert not imports_faust("replay", "--help")
     assert not imports_faust("batch", "--help")
+    assert not imports_faust("snapshot", "--help")
+    assert not imports_faust("profile", "--help")
     assert imports_faust("import-the-worker")
