@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
@@ -39,3 +40,7 @@ def test_cdnow_sample_stream_equals_batch(namespace: WorkerNamespace, tmp_path: 
     namespace.start_worker()
     namespace.cli("replay", str(history), "--until", "1998-07-01", "--wait", "--timeout", "240")
     assert_stream_equals_batch(namespace, history, "1998-07-01", tmp_path)
+    # `segments profile` reads one customer's state the way the snapshot reads them all.
+    last = orjson.loads((tmp_path / "snapshot.jsonl").read_bytes().splitlines()[-1])
+    shown = orjson.loads(namespace.cli("profile", last["customer_id"]).stdout)
+    assert shown == last
