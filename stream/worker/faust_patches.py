@@ -1,7 +1,7 @@
 """Changes to faust's consumer that faust has no setting for, applied once per process
 (``stream_app`` does it): a shorter fetch wait, message delivery without four tasks per
-message, the fetch fixes of stream/worker/fetch_fixes.py and the end offsets of
-stream/worker/exactly_once_recovery.py; and, per app, fetching
+message, the fetch fixes of stream/worker/fetch_fixes.py, the end offsets of
+stream/worker/exactly_once_recovery.py and no idle second at start; and, per app, fetching
 again the messages faust throws out of its stream buffers after a rebalance
 (``reread_cleared_messages``).
 
@@ -37,6 +37,28 @@ def apply_faust_patches() -> None:
     direct_delivery()
     apply_fetch_fixes()
     broker_highwaters()
+    tables_without_start_delay()
+
+
+def tables_without_start_delay() -> None:
+    """Skip the second faust's table manager sleeps at start before it closes the list of
+    tables. The sleep lets an app declare tables late (while its agents start); the apps
+    here declare every table before they start, and a late one would make faust raise
+    ("Too late to add tables"), so the second was only start-up time, paid by every start
+    and restart of a worker or playbooks process."""
+    from faust.tables.manager import TableManager
+
+    if getattr(TableManager.on_start, "no_start_delay", False):
+        return
+
+    async def on_start(self: Any) -> None:
+        # faust's on_start without its ``await self.sleep(1.0)``
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+    on_start.no_start_delay = True  # type: ignore[attr-defined]
+    TableManager.on_start = on_start
 
 
 def short_fetch_wait() -> None:

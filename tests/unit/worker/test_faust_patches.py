@@ -118,6 +118,8 @@ PINNED = {
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._highwaters": "a7f4f97d9f32aca2777713e22671d70eae4b3ae51541bb09a90448ce83acefce",
     # ... and ends a recovery the way its _maybe_signal_recovery_end does.
     "faust.tables.recovery.Recovery._slurp_changelogs": "63d17d752865cd1a9191407bb79047364fc925bc68a8c8f0e2cef9621e52fdcf",
+    # tables_without_start_delay replaces it with its body less the sleep.
+    "faust.tables.manager.TableManager.on_start": "3e07038c274666eebe26827235641a92ba3e27c1ba13b5ca2dc24cb748def90b",
 }
 
 
@@ -217,3 +219,31 @@ def test_buffers_emptied_while_the_flow_is_stopped_are_left_to_the_rebalance() -
         return consumer.seeks, [buffer.qsize() for buffer in buffers]
 
     assert asyncio.run(scenario()) == ([], [0, 0])
+
+
+def test_the_table_manager_starts_its_tables_without_the_idle_second() -> None:
+    from faust.tables.manager import TableManager
+
+    faust_patches.tables_without_start_delay()
+    calls: list[str] = []
+
+    class Recovery:
+        async def start(self) -> None:
+            calls.append("recovery started")
+
+    class Manager:
+        should_stop = False
+        recovery = Recovery()
+
+        async def sleep(self, seconds: float) -> None:
+            raise AssertionError(f"slept {seconds} s")
+
+        async def _update_channels(self) -> None:
+            calls.append("tables registered")
+
+    asyncio.run(TableManager.on_start(Manager()))
+    assert calls == ["tables registered", "recovery started"]
+    Manager.should_stop = True
+    calls.clear()
+    asyncio.run(TableManager.on_start(Manager()))
+    assert calls == []
