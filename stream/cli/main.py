@@ -79,7 +79,6 @@ def cli(context: click.Context, config_file: str | None, bootstrap_servers: str 
     context.obj = CliContext(config_file=config_file, bootstrap_servers=bootstrap_servers)
 
 
-
 def main() -> None:
     from kafka.errors import KafkaError
 
