@@ -44,13 +44,6 @@ def test_standby_replicas_reach_the_faust_app(tmp_path: Path, line: str, expecte
     assert worker_faust_app(tmp_path, line).conf.table_standby_replicas == expected
 
 
-def test_negative_standby_replicas_are_rejected(tmp_path: Path) -> None:
-    config = tmp_path / "segments.toml"
-    config.write_text("[worker]\nstandby_replicas = -1\n")
-    with pytest.raises(ConfigError, match="worker.standby_replicas: Input should be greater than or equal to 0"):
-        load_worker_settings(config)
-
-
 def test_the_worker_notices_topics_missing_from_metadata_within_a_minute(tmp_path: Path) -> None:
     """aiokafka rejoins the group when a subscribed topic's metadata changes, but only sees
     it at a refresh: its default (5 minutes) left a worker that joined too early without
@@ -63,8 +56,16 @@ def test_static_membership_reaches_the_faust_app(tmp_path: Path, line: str, expe
     assert worker_faust_app(tmp_path, line).conf.consumer_group_instance_id == expected
 
 
-def test_a_group_instance_id_kafka_would_refuse_stops_start_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("standby_replicas = -1", "worker.standby_replicas: Input should be greater than or equal to 0"),
+        # a group instance id Kafka would refuse
+        ('group_instance_id = "worker a"', "worker.group_instance_id: String should match pattern"),
+    ],
+)
+def test_an_invalid_setting_stops_start_up_naming_it(tmp_path: Path, line: str, message: str) -> None:
     config = tmp_path / "segments.toml"
-    config.write_text('[worker]\ngroup_instance_id = "worker a"\n')
-    with pytest.raises(ConfigError, match="worker.group_instance_id: String should match pattern"):
+    config.write_text(f"[worker]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
         load_worker_settings(config)
