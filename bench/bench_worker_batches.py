@@ -68,10 +68,10 @@ def run_one(config: str, customers: int, batch: int, workload: str, cprofile: st
     from stream.cli.collector import settle_collector
     from stream.demo.cdnow import cdnow_orders, time_ordered
     from stream.events import decode_event
+    from stream.events.decode import parse_instant
     from stream.events.internal import encode_event, encode_tick
     from stream.rules import DEFAULT_RULES_PATH, load_rules
     from stream.worker.batch_work import process_records
-    from stream.events.decode import parse_instant
     from tests.support.rocksdb_tables import RocksTables
 
     from bench.workloads import LIVE_START, live_burst
@@ -103,14 +103,22 @@ def run_one(config: str, customers: int, batch: int, workload: str, cprofile: st
     batches = _batches(*records(timed), partitions, batch)
     events = len(timed)
 
-    changes = 0
     with tempfile.TemporaryDirectory() as folder:
         tables = RocksTables(Path(folder), partitions)
-        for offset, (partition, values) in enumerate(untimed):
-            store = tables.store(partition)
-            process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
-            store.set_last_offset(offset)
-            store.flush()
+
+        def work(batches: list[tuple[int, list[bytes]]], first_offset: int) -> int:
+            """The agent's work for each batch (its offset counts on from
+            ``first_offset``); returns the changes made."""
+            changes = 0
+            for offset, (partition, values) in enumerate(batches, start=first_offset):
+                store = tables.store(partition)
+                output = process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
+                store.set_last_offset(offset)
+                store.flush()
+                changes += len(output.changes)
+            return changes
+
+        work(untimed, 0)
         if tuned:
             settle_collector()
         else:
@@ -123,12 +131,7 @@ def run_one(config: str, customers: int, batch: int, workload: str, cprofile: st
             profiler = cProfile.Profile()
             profiler.enable()
         started_cpu, started = time.process_time(), time.perf_counter()
-        for offset, (partition, values) in enumerate(batches, start=len(untimed)):
-            store = tables.store(partition)
-            output = process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
-            store.set_last_offset(offset)
-            store.flush()
-            changes += len(output.changes)
+        changes = work(batches, len(untimed))
         cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
         if profiler is not None:
             profiler.disable()
