@@ -56,7 +56,6 @@ from tests.integration.worker_harness import SEGMENTS, WorkerNamespace  # noqa: 
 from bench.workloads import LIVE_START, live_burst  # noqa: E402
 
 
-
 async def raw_consume(bootstrap: str, topics: list[str], expected: int) -> float:
     """Seconds a bare aiokafka consumer takes to read and decode ``expected`` events."""
     from aiokafka import AIOKafkaConsumer, TopicPartition

@@ -67,9 +67,9 @@ def _batches(values_in_order: list[bytes], customer_ids: list[str], partitions: 
 def run_one(config: str, customers: int, batch: int, workload: str, cprofile: str | None = None) -> dict:
     from stream.cli.collector import settle_collector
     from stream.demo.cdnow import cdnow_orders, time_ordered
-    from stream.events import decode_event
     from stream.events.decode import parse_instant
     from stream.events.internal import encode_event, encode_tick
+    from stream.processing.intake import decode_input
     from stream.rules import DEFAULT_RULES_PATH, load_rules
     from stream.worker.batch_work import process_records
     from tests.support.rocksdb_tables import RocksTables
@@ -81,13 +81,7 @@ def run_one(config: str, customers: int, batch: int, workload: str, cprofile: st
     rules = load_rules(DEFAULT_RULES_PATH)
 
     def records(events: list[dict]) -> tuple[list[bytes], list[str]]:
-        decoded = [
-            decode_event(
-                orjson.dumps(event), reporting_currency=rules.reporting_currency,
-                currency_rates=rules.currency_rates, max_event_bytes=rules.max_event_bytes,
-            )
-            for event in events
-        ]
+        decoded = [decode_input(orjson.dumps(event), rules) for event in events]
         return [encode_event(event) for event in decoded], [event.customer_id for event in decoded]
 
     history = time_ordered(list(cdnow_orders(limit_customers=customers)))
