@@ -32,7 +32,7 @@ if "RECOVERY_REPORT_SECONDS" in os.environ:
     recovery_watch.RECOVERY_REPORT_SECONDS = float(os.environ["RECOVERY_REPORT_SECONDS"])
 # Set from the first partition revocation (with a fetch waiting) until the recovery has
 # sought: fetches meanwhile find nothing. Read on the consumer thread, written on the main one.
-holding = {"armed": True, "now": False}
+holding = {"armed": True, "now": False, "fetch_held": False}
 NO_FETCH_IN_FLIGHT = "NO FETCH IN FLIGHT at this rebalance: the next one is held instead"
 
 fetched_records = Fetcher.fetched_records
@@ -56,11 +56,16 @@ async def _fetched_records_held(self: Fetcher, partitions: Any, timeout: float, 
     held = False
     while True:
         if holding["now"]:
-            held = True
+            held = holding["fetch_held"] = True
             await asyncio.sleep(0.01)
             deadline = time.monotonic() + AFTER_HOLD_SECONDS
             continue
-        records = await fetched_records(self, partitions, min(0.05, max(0.0, deadline - time.monotonic())), max_records)
+        try:
+            records = await fetched_records(self, partitions, min(0.05, max(0.0, deadline - time.monotonic())), max_records)
+        except BaseException as error:
+            if held:
+                print(f"FETCH HELD across the rebalance, then ended by {error!r}", flush=True)
+            raise
         if records or time.monotonic() >= deadline:
             if held:
                 print(f"FETCH HELD across the rebalance: {len(records)} partitions' records", flush=True)
@@ -89,6 +94,13 @@ async def seek_offsets_held(self: Recovery, consumer: Any, tps: Any, offsets: An
     await seek_offsets(self, consumer, tps, offsets, title)
     if holding["now"] and title == "active":
         holding["now"] = False  # the waiting fetch now finds the records from the seek
+        if not holding["fetch_held"]:
+            # The fetch counted at the revocation returned before it saw the hold (its
+            # own timeout ran out meanwhile), and faust starts none while the flow is
+            # stopped: nothing was held, so the next rebalance is held instead.
+            holding["armed"] = True
+            print(NO_FETCH_IN_FLIGHT, flush=True)
+            return
         await asyncio.sleep(HOLD_SECONDS)  # the flow stays stopped meanwhile
 
 
