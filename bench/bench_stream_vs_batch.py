@@ -15,7 +15,9 @@ them and only decodes them (JSON + schema validation, the worker's intake decode
 faust agent that does nothing takes them in batches (faust's own floor,
 bench/faust_floor_app.py); `segments batch` computes the same results from the file,
 until the last event's instant. Prints the
-times and their ratios.
+times and their ratios, and the CPU seconds the worker process(es) and the local broker
+(`segments kafka start`'s, when it is the one benchmarked) used while the measured
+events were published and taken.
 
 ``--workload live`` measures a busy hour instead (bench/workloads.py): the customers'
 history is replayed and the clock moved to 1998-07-01 first, untimed; then the hour's
@@ -47,6 +49,7 @@ import orjson  # noqa: E402
 from stream.clients import KafkaSettings  # noqa: E402
 from stream.clients.progress import end_offsets, wait_until_consumed  # noqa: E402
 from stream.clients.topics import TopicSpec, ensure_topics, partitions_of  # noqa: E402
+from stream.broker.local import LocalBroker, default_home  # noqa: E402
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl  # noqa: E402
 from stream.events import parse_instant  # noqa: E402
 from stream.processing.intake import decode_input  # noqa: E402
@@ -113,6 +116,19 @@ def faust_floor(bootstrap: str, topic: str, expected: int, *, patched: bool) -> 
     return float(completed.stdout.split("floor ")[-1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def local_broker_pid(bootstrap: str) -> int | None:
+    """The pid of `segments kafka start`'s broker when it is the one benchmarked (its CPU
+    shares the machine with the worker); None for any other broker."""
+    status = LocalBroker(default_home()).status()
+    return status.pid if status.running and status.bootstrap == bootstrap else None
+
+
 def batch_seconds(files: list[Path], until: str) -> float:
     started = time.monotonic()
     subprocess.run([SEGMENTS, "batch", *map(str, files), "--until", until, "--out", os.devnull], check=True, capture_output=True)
@@ -169,12 +185,19 @@ def main() -> None:
                 profiler = subprocess.Popen([str(py_spy), "record", "--format", "raw",
                                              "--rate", "200", "--output", args.profile, "--pid", str(ns.worker.pid)])
                 time.sleep(1)
+            # Where the machine's CPU went while the measured events were taken.
+            measured_pids = {"worker(s)": [ns.worker.pid, *(extra.pid for extra in ns.extra_workers)]}
+            broker_pid = local_broker_pid(bootstrap)
+            if broker_pid is not None:
+                measured_pids["broker"] = [broker_pid]
+            cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in measured_pids.items()}
             published_at = time.time()
             asyncio.run(publish(bootstrap, by_type, events))
             publish_seconds = time.time() - published_at
             for topics in (inputs, [ns.topics["events"]]):
                 if not wait_until_consumed(kafka, ns.prefix, end_offsets(kafka, topics), timeout=3600):
                     raise SystemExit(f"the worker did not catch up:\n{ns.log_tail()}")
+            cpu_used = {name: sum(map(cpu_seconds, pids)) - cpu_before[name] for name, pids in measured_pids.items()}
             if profiler:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(60)
@@ -205,6 +228,9 @@ def main() -> None:
           f"{changes} segment changes")
     print(f"publish (aiokafka):             {publish_seconds:7.1f} s  {len(events) / publish_seconds:8.0f} events/s")
     print(f"stream (publish to last change): {stream_seconds:6.1f} s  {len(events) / stream_seconds:8.0f} events/s")
+    for name, seconds in cpu_used.items():
+        print(f"  CPU of the {name} meanwhile: {seconds:6.1f} s  {seconds / len(events) * 1e6:6.0f} us per event "
+              "(publishing included)")
     print(f"raw consumer (read + decode):   {raw_seconds:7.1f} s  {len(events) / raw_seconds:8.0f} events/s")
     print(f"faust agent doing nothing, faust as shipped: {shipped_floor_seconds:7.1f} s  {len(events) / shipped_floor_seconds:8.0f} events/s")
     print(f"  the same, with direct delivery: {floor_seconds:7.1f} s  {len(events) / floor_seconds:8.0f} events/s")
