@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -53,3 +53,29 @@ def consume_all(
     finally:
         consumer.close()
     return records
+
+
+def read_to_end(bootstrap: str, topic: str, *, isolation_level: str = "read_uncommitted", idle: float = 2.0) -> list[Any]:
+    """Every record of ``topic`` up to its end offsets as they were when called (for
+    ``read_committed``, the last stable offsets), in each partition's order. Stops at
+    those ends, or, should a partition's position never reach its end (nothing but
+    transaction markers left to read), after ``idle`` seconds without a record."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        last_record_at = time.monotonic()
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() - last_record_at >= idle:
+                break
+            for batch in consumer.poll(timeout_ms=100).values():
+                records.extend(batch)
+                last_record_at = time.monotonic()
+        return records
+    finally:
+        consumer.close()

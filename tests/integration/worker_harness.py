@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
 
 from stream.broker.local import free_port
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
-from tests.integration.kafka_helpers import consume_all
+from tests.integration.kafka_helpers import read_to_end
 
 SEGMENTS = str(Path(sys.executable).with_name("segments"))
 
@@ -123,14 +122,7 @@ class WorkerNamespace:
             return ""
 
     def read_topic(self, name: str, *, isolation_level: str = "read_uncommitted", idle: float = 2.0) -> list[Any]:
-        consumer = KafkaConsumer(
-            self.topics[name], bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, isolation_level=isolation_level, consumer_timeout_ms=int(idle * 1000),
-        )
-        try:
-            return [record for record in consumer]
-        finally:
-            consumer.close()
+        return read_to_end(self.bootstrap, self.topics[name], isolation_level=isolation_level, idle=idle)
 
     def changes_by_customer(self, **kwargs: Any) -> dict[str, list[dict]]:
         by_customer: dict[str, list[dict]] = {}
