@@ -61,8 +61,11 @@ def main() -> None:
                              "(one more consumer on the same 2 cores: it slows the worker down)")
     parser.add_argument("--per-second", action="store_true", help="print the median latency of each second")
     parser.add_argument("--batch-seconds", type=float, default=None, help="the worker's batch_seconds (default: its own)")
+    parser.add_argument("--worker-settings", default="",
+                        help='extra [worker] lines of the config, e.g. "commit_interval_seconds = 0.1"')
     args = parser.parse_args()
     extra = f"batch_seconds = {args.batch_seconds}\n" if args.batch_seconds is not None else ""
+    extra += args.worker_settings.replace("\\n", "\n")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     with tempfile.TemporaryDirectory() as folder:
         ns = WorkerNamespace(bootstrap, f"latency-{int(time.time())}", Path(folder), guarantee=args.guarantee, worker_settings=extra)
@@ -151,6 +154,8 @@ def main() -> None:
     in_agent = [produced[e] - forwarded[e] for e in measured if e in forwarded and e in produced]
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
     batching = f"batch_seconds {args.batch_seconds}" if args.batch_seconds is not None else "default batch_seconds"
+    if args.worker_settings:
+        batching += f", {args.worker_settings}"
     print(f"worker {args.guarantee}, 4 partitions, {batching}; {total} orders of new customers at {args.rate:.0f}/s "
           f"(published in {publish_seconds:.1f} s, {total / publish_seconds:.0f}/s); first {warm_from} and last {total - cool_from} left out")
     print(f"changes seen for {len(by_worker)} of {len(measured)} measured events ({len(missing)} missing)")

@@ -56,6 +56,7 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
         table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_seconds,
+        broker_commit_interval=settings.commit_interval_seconds,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,

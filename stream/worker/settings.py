@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stream.clients import ConfigError
 from stream.clients.settings import GroupInstanceId, config_error
 
+COMMIT_INTERVAL_SECONDS = 1.0
+
 
 class Topics(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -62,6 +64,14 @@ class WorkerSettings(BaseModel):
     # How long the group waits for a silent member before giving its partitions to the
     # others: after a crash, the partitions wait this long (Kafka's default, 45 s).
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
+    # How often the app commits what its agents finished. Under exactly_once each commit
+    # ends the running transactions, and only then do read_committed consumers (the
+    # customer agent reading segments-events among them) see their records: the interval
+    # is a floor on latency, twice over for the worker. Shorter costs throughput: each
+    # commit is a round of transaction requests and markers (BENCHMARKS.md, latency:
+    # faust's 2.8 s put the worker's p50 at 4.4 s; 1 s at 1.9 s for about 9 % fewer
+    # events/s; at 0.25 s the worker fell behind on a slow machine).
+    commit_interval_seconds: float = Field(COMMIT_INTERVAL_SECONDS, gt=0, le=60)
     # Standby copies of each table partition, kept by other workers replaying its
     # changelog, so a partition that moves is ready at once. A standby costs its worker
     # about what the owner spends on the state: with two workers, faust's default of one
@@ -124,6 +134,7 @@ class PlaybooksSettings(BaseModel):
     batch_size: int = Field(500, ge=1)
     batch_seconds: float = Field(0.1, gt=0)
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)
+    commit_interval_seconds: float = Field(COMMIT_INTERVAL_SECONDS, gt=0, le=60)  # as the worker's
     standby_replicas: int = Field(0, ge=0)  # as the worker's
     group_instance_id: GroupInstanceId | None = None  # as the worker's
 
