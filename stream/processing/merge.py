@@ -27,6 +27,9 @@ class EventTimeMerger(Generic[Item]):
         self._arrival = itertools.count()
         self._held = 0
         self.last_offset: dict[Partition, int] = {}
+        # partition -> the newest occurred_at released while it was empty and counted
+        # exhausted: an event it sends later that is older than this was overtaken.
+        self._passed_over: dict[Partition, int] = {}
 
     def __len__(self) -> int:
         return self._held
@@ -39,20 +42,27 @@ class EventTimeMerger(Generic[Item]):
         self._queues.clear()
         self._held = 0
         self.last_offset.clear()
+        self._passed_over.clear()
         return dropped
 
     def note_offset(self, partition: Partition, offset: int) -> None:
         """Record progress on a partition (also for messages that carry no event)."""
         self.last_offset[partition] = offset
 
-    def add(self, partition: Partition, offset: int, occurred_at: int, item: Item, arrived_at: int = 0) -> None:
+    def add(self, partition: Partition, offset: int, occurred_at: int, item: Item, arrived_at: int = 0) -> int | None:
         """``arrived_at``: the record's timestamp in Kafka (ms). It breaks ties between
         equal ``occurred_at``s across partitions ("the later arrival counts as later"),
         where the order we happen to read them in means nothing; ``segments replay``
-        stamps its records in file order."""
+        stamps its records in file order.
+
+        Returns None, or, when newer events were released while ``partition`` counted as
+        exhausted, the newest of them: this event was overtaken (it will be processed
+        as a late event), which only the caller can report."""
         self.note_offset(partition, offset)
         self._queues.setdefault(partition, deque()).append((occurred_at, arrived_at, next(self._arrival), item))
         self._held += 1
+        passed_over = self._passed_over.pop(partition, None)
+        return passed_over if passed_over is not None and occurred_at < passed_over else None
 
     def release(self, partitions: list[Partition], exhausted: Callable[[Partition], bool]) -> list[Item]:
         """The held items that can no longer be overtaken, in merge order."""
@@ -61,8 +71,13 @@ class EventTimeMerger(Generic[Item]):
             waiting_on_empty = any(not self._queues.get(p) and not exhausted(p) for p in partitions)
             if waiting_on_empty:
                 break
+            passed_over = [p for p in partitions if not self._queues.get(p)]  # all counted exhausted
             heads = [(queue[0], partition) for partition, queue in self._queues.items() if queue]
             _, partition = min(heads, key=lambda head: head[0][:3])
-            released.append(self._queues[partition].popleft()[3])
+            occurred_at, _, _, item = self._queues[partition].popleft()
+            released.append(item)
             self._held -= 1
+            for empty in passed_over:
+                if self._passed_over.get(empty, occurred_at) <= occurred_at:
+                    self._passed_over[empty] = occurred_at
         return released

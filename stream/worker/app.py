@@ -12,6 +12,7 @@ import faust
 
 from stream.clients import KafkaSettings
 from stream.core.timers import next_due
+from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, encode_dead_letter
 from stream.events.internal import TICK_KEY, encode_event, encode_tick
 from stream.ops.telemetry import WorkerTelemetry
@@ -173,7 +174,25 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             finished(tp, [record])
         else:
             telemetry.record_event(decoded.type)
-            merger.add(tp, record.offset, decoded.occurred_at, (decoded, tp, record), record.timestamp_ms or 0)
+            previous_offset = merger.last_offset.get(tp)
+            overtaken_by = merger.add(tp, record.offset, decoded.occurred_at, (decoded, tp, record), record.timestamp_ms or 0)
+            if overtaken_by is not None:
+                report_overtaken(tp, record.offset, previous_offset, decoded.occurred_at, overtaken_by)
+
+    def report_overtaken(tp: Any, offset: int, previous_offset: int | None, occurred_at: int, newest_released: int) -> None:
+        """Newer events went ahead while ``tp`` counted as read to its end: this one is
+        processed as a late event. Expected for input that really arrives late; for a
+        replay of a time-ordered file it means the producer delivered this partition's
+        records behind newer ones on other partitions by more than input_quiet_seconds."""
+        # The broker's end as confirmed then tells the two apart: previous_offset + 1 means
+        # this record was not yet on the broker; more would mean the check was wrong.
+        asked_at, end = confirmed_end.get(tp, (0.0, -1))
+        log.info(
+            "%s[%d]@%d overtaken: occurred %s, but events up to %s were released while the partition counted as "
+            "read to its end (previous offset %s; broker end %d, confirmed %.3f s before this record came)",
+            tp.topic, tp.partition, offset, rfc3339_ms(occurred_at), rfc3339_ms(newest_released), previous_offset,
+            end, time.monotonic() - asked_at,
+        )
 
     def finished(tp: Any, records: list[SourceRecord]) -> None:
         intake_progress.done(tp, [record.offset for record in records])

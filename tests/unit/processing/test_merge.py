@@ -50,3 +50,27 @@ def test_clear_drops_what_is_held_and_the_progress() -> None:
     assert sorted(merger.clear()) == ["a", "b"]
     assert len(merger) == 0 and merger.last_offset == {}
     assert merger.release(["orders/0"], lambda partition: True) == []
+
+
+def test_an_event_older_than_what_went_ahead_of_its_exhausted_partition_is_reported() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    partitions = ["orders/0", "carts/0"]
+    assert merger.add("carts/0", 0, 100, "cart@100") is None
+    assert merger.add("carts/0", 1, 300, "cart@300") is None
+    # orders/0 is empty and counts as read to its end: both carts go ahead of it.
+    assert merger.release(partitions, lambda partition: partition == "orders/0") == ["cart@100", "cart@300"]
+    assert merger.add("orders/0", 0, 200, "order@200") == 300  # overtaken by cart@300
+    assert merger.add("orders/0", 1, 150, "order@150") is None  # reported once, with the first
+    # Newer than what went ahead: not overtaken.
+    assert merger.release(partitions, lambda partition: True) == ["order@200", "order@150"]
+    assert merger.add("orders/0", 2, 400, "order@400") is None
+    # carts/0 was empty while the orders went ahead, but nothing older came from it.
+    assert merger.add("carts/0", 2, 250, "cart@250") is None
+
+
+def test_a_partition_that_held_the_others_back_is_never_reported() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    merger.add("carts/0", 0, 300, "cart@300")
+    assert merger.release(["orders/0", "carts/0"], lambda partition: False) == []
+    assert merger.add("orders/0", 0, 200, "order@200") is None
+    assert merger.release(["orders/0", "carts/0"], lambda partition: False) == ["order@200"]
