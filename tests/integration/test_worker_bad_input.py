@@ -63,7 +63,7 @@ def test_dead_letters_and_unkeyed_events(kafka_bootstrap: str, unique_name, tmp_
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         batch_profiles, batch_changes = batch_results(history, "1998-07-01", tmp_path)
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
         assert ns.changes_by_customer() == batch_changes
     finally:
         ns.close()

@@ -51,7 +51,7 @@ def test_sigkill_mid_replay_loses_no_change(kafka_bootstrap: str, unique_name, t
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         batch_profiles, batch_changes = batch_results(history, "1998-07-01", tmp_path)
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
 
         if guarantee == "exactly_once":
             committed = ns.changes_by_customer(isolation_level="read_committed")

@@ -91,7 +91,7 @@ def test_a_recovery_gets_the_changelog_records_a_fetch_took_across_the_rebalance
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
         assert ns.first_changes_by_customer() == batch_changes
     finally:
         ns.close()

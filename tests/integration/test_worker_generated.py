@@ -62,7 +62,7 @@ def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, tmp_path: Pat
         pytest.fail(f"{len(differing)} customers' changes differ: {differing[:10]}; first, {customer}:\n{detail}")
     assert len(stream_profiles) == len(batch_profiles)
     mismatched = [(s, b) for s, b in zip(stream_profiles, batch_profiles) if s != b]
-    assert not mismatched, f"{len(mismatched)} profiles differ, first: {mismatched[0]}"
+    assert not mismatched, f"{len(mismatched)} profiles differ, first: {mismatched[0]}" + "\n" + ns.overtaken()
     # The history exercised what it is meant to: every tag, and not only orders.
     tags = {change["tag"] for changes in batch_changes.values() for change in changes if change["kind"] == "tag"}
     assert {"coupon_lover", "cart_abandoner", "prospect", "engaged_non_buyer"} <= tags

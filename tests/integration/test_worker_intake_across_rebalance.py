@@ -44,7 +44,7 @@ def test_a_batch_in_progress_at_a_rebalance_forwards_nothing_ahead_of_the_held_e
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
         assert ns.first_changes_by_customer() == batch_changes, "no event forwarded out of time order"
     finally:
         ns.close()

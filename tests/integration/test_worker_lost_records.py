@@ -44,7 +44,7 @@ def test_orders_lost_at_the_end_of_their_partitions_are_processed(kafka_bootstra
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
         assert ns.changes_by_customer() == batch_changes
     finally:
         ns.close()

@@ -88,7 +88,7 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         assert by_label(metrics["segments_events_total"], "type") == Counter(event["type"] for event in inputs)
         assert sum(metrics["segments_dead_letters_total"].values()) == len(BAD_RECORDS)
         transitions = Counter((c["from"] or "none", c["to"] or "none") for c in changes if c["kind"] == "segment")
-        assert by_label(metrics["segments_segment_changes_total"], "from", "to") == transitions
+        assert by_label(metrics["segments_segment_changes_total"], "from", "to") == transitions, ns.overtaken()
         tag_changes = Counter((c["tag"], "entered" if c["entered"] else "left") for c in changes if c["kind"] == "tag")
         assert by_label(metrics["segments_tag_changes_total"], "tag", "direction") == tag_changes
         segments = Counter(profile["segment"] or "none" for profile in profiles)

@@ -37,7 +37,7 @@ def test_worker_joining_and_leaving_mid_replay(kafka_bootstrap: str, unique_name
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
         assert ns.first_changes_by_customer() == batch_changes, "every change delivered, in order, across both rebalances"
         if guarantee == "exactly_once":
             committed = ns.changes_by_customer(isolation_level="read_committed")

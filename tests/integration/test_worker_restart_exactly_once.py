@@ -51,6 +51,6 @@ def test_every_clean_restart_recovers_to_the_changelogs_real_end(kafka_bootstrap
             assert overview(ns.web_url)["customers"] == len(batch_profiles), f"restart {restart}"
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
     finally:
         ns.close()

@@ -36,7 +36,7 @@ def test_a_static_member_restarted_after_a_crash_rejoins_without_a_rebalance(kaf
         batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
-        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert snapshot.read_bytes().splitlines() == batch_profiles, ns.overtaken()
         assert overview(ns.web_url)["customers"] == len(batch_profiles)
         assert ns.first_changes_by_customer() == batch_changes, "every change delivered"
     finally:

@@ -27,7 +27,7 @@ def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, until: str, t
     stream_profiles = snapshot.read_bytes().splitlines()
     assert len(stream_profiles) == len(batch_profiles)
     mismatched = [(s, b) for s, b in zip(stream_profiles, batch_profiles) if s != b]
-    assert not mismatched, f"{len(mismatched)} profiles differ, first: {mismatched[0]}"
+    assert not mismatched, f"{len(mismatched)} profiles differ, first: {mismatched[0]}" + "\n" + ns.overtaken()
     stream_changes = ns.changes_by_customer()
     assert sum(map(len, stream_changes.values())) == sum(map(len, batch_changes.values()))
     differing = [customer for customer in batch_changes if stream_changes.get(customer) != batch_changes[customer]]

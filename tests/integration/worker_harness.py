@@ -115,6 +115,12 @@ class WorkerNamespace:
                 raise AssertionError(f"no {text!r} in the worker's log within {timeout}s:\n{self.log_tail()}")
             time.sleep(0.1)
 
+    def overtaken(self) -> str:
+        """The worker's reports of events overtaken in the intake's merge (which make
+        its results differ from `segments batch`): for assertion messages."""
+        lines = [line for line in self.worker_log.read_text(errors="replace").splitlines() if " overtaken: " in line]
+        return "events overtaken in the intake's merge:\n" + "\n".join(lines) if lines else "no event overtaken"
+
     def log_tail(self, lines: int = 60, path: Path | None = None) -> str:
         try:
             return "\n".join((path or self.worker_log).read_text(errors="replace").splitlines()[-lines:])
