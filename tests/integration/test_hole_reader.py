@@ -7,7 +7,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.clients import KafkaSettings
 from stream.clients.topics import TopicSpec, ensure_topics
@@ -23,23 +23,40 @@ def delivered(offset: int, value: bytes) -> SimpleNamespace:
 
 
 async def produce(kafka: KafkaSettings, topic: str, batches: list[tuple[list[bytes], str | None]]) -> None:
-    """``batches``: (values, None | "commit" | "abort"); None is non-transactional."""
+    """``batches``: (values, None | "commit" | "abort"); None is non-transactional. Each
+    transaction's marker is on the partition before the next batch is sent: the broker
+    writes markers after the commit or abort returns, and a record sent meanwhile would
+    land ahead of it (seen once in CI)."""
     plain = AIOKafkaProducer(**kafka.aiokafka_kwargs())
     transactional = AIOKafkaProducer(transactional_id=f"{topic}-tx", **kafka.aiokafka_kwargs())
+    ends = AIOKafkaConsumer(**kafka.aiokafka_kwargs())
     await plain.start()
     await transactional.start()
+    await ends.start()
+    expected_end = 0
     try:
         for values, mode in batches:
             if mode is None:
                 for value in values:
                     await plain.send_and_wait(topic, value, key=b"k", partition=0)
+                expected_end += len(values)
                 continue
             async with transactional.transaction() if mode == "commit" else _aborting(transactional):
                 for value in values:
                     await transactional.send_and_wait(topic, value, key=b"k", partition=0)
+            expected_end += len(values) + 1  # the marker
+            await _until_end(ends, TopicPartition(topic, 0), expected_end)
     finally:
         await plain.stop()
         await transactional.stop()
+        await ends.stop()
+
+
+async def _until_end(consumer: AIOKafkaConsumer, tp: TopicPartition, expected_end: int, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await consumer.end_offsets([tp]))[tp] < expected_end:
+        assert asyncio.get_running_loop().time() < deadline, f"{tp}: no transaction marker at {expected_end - 1}"
+        await asyncio.sleep(0.02)
 
 
 class _aborting:
