@@ -181,11 +181,11 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     def report_overtaken(tp: Any, offset: int, previous_offset: int | None, occurred_at: int, newest_released: int) -> None:
         """Newer events went ahead while ``tp`` counted as read to its end: this one is
-        processed as a late event. Expected for input that really arrives late; for a
-        replay of a time-ordered file it means the producer delivered this partition's
-        records behind newer ones on other partitions by more than input_quiet_seconds."""
-        # The broker's end as confirmed then tells the two apart: previous_offset + 1 means
-        # this record was not yet on the broker; more would mean the check was wrong.
+        processed as a late event. Expected for input that really arrives late; in a
+        replay of a time-ordered file (where stream and batch must agree) it is not."""
+        # The end the broker confirmed then says why: previous_offset + 1, this record was
+        # not on the broker yet (it reached it behind newer ones on other partitions); more
+        # would mean the exhaustion check let the merge go past a record it had not read.
         asked_at, end = confirmed_end.get(tp, (0.0, -1))
         log.info(
             "%s[%d]@%d overtaken: occurred %s, but events up to %s were released while the partition counted as "
