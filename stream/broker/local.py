@@ -61,6 +61,16 @@ class BrokerStatus:
         return asdict(self)
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (a UUID, base64url), never starting with "-": the storage
+    tool would read such an id as an option and refuse to format (1 broker start in 64
+    failed that way), which is why Kafka's own Uuid.randomUuid() draws again too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".segments").resolve()
 
@@ -279,9 +289,8 @@ class LocalBroker:
         if (self.data_dir / "meta.properties").is_file():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = self._classpath_command(
-            java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file), heap="512m"
+            java, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(self.properties_file), heap="512m"
         )
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:

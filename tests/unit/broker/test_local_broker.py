@@ -90,3 +90,14 @@ def test_missing_maven_without_cached_jars_gives_one_clear_message(tmp_path: Pat
     assert completed.returncode == 1
     assert "Maven is needed once" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_a_cluster_id_never_starts_like_an_option(monkeypatch) -> None:
+    """The storage tool reads an id starting with "-" as an option and refuses to format."""
+    import uuid
+
+    # 0xF8 encodes to "-" first in base64url; the second draw does not.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(local.uuid, "uuid4", lambda: next(draws))
+    cluster_id = local.new_cluster_id()
+    assert cluster_id == "EAAAAAAAAAAAAAAAAAAAAA" and len(cluster_id) == 22
