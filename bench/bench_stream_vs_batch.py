@@ -122,6 +122,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_name(pids_by_name: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(map(cpu_seconds, pids)) for name, pids in pids_by_name.items()}
+
+
 def local_broker_pid(bootstrap: str) -> int | None:
     """The pid of `segments kafka start`'s broker when it is the one benchmarked (its CPU
     shares the machine with the worker); None for any other broker."""
@@ -190,14 +194,14 @@ def main() -> None:
             broker_pid = local_broker_pid(bootstrap)
             if broker_pid is not None:
                 measured_pids["broker"] = [broker_pid]
-            cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in measured_pids.items()}
+            cpu_before = cpu_by_name(measured_pids)
             published_at = time.time()
             asyncio.run(publish(bootstrap, by_type, events))
             publish_seconds = time.time() - published_at
             for topics in (inputs, [ns.topics["events"]]):
                 if not wait_until_consumed(kafka, ns.prefix, end_offsets(kafka, topics), timeout=3600):
                     raise SystemExit(f"the worker did not catch up:\n{ns.log_tail()}")
-            cpu_used = {name: sum(map(cpu_seconds, pids)) - cpu_before[name] for name, pids in measured_pids.items()}
+            cpu_used = {name: seconds - cpu_before[name] for name, seconds in cpu_by_name(measured_pids).items()}
             if profiler:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(60)
