@@ -110,7 +110,7 @@ def _history(tmp_path: Path) -> Path:
 PAGE_STATE = """window.pageState = () => {
     const chart = (id) => {
         const data = document.getElementById(id).dataset;
-        return {points: Number(data.points), max: Number(data.max)};
+        return {points: Number(data.points), samples: Number(data.samples), max: Number(data.max)};
     };
     return {
         status: document.getElementById("status").textContent,
@@ -136,24 +136,62 @@ def _wait_until(page: Any, tmp_path: Path, condition: str, arg: Any) -> None:
         pytest.fail(f"the page did not catch up (expected {arg!r}): {page.evaluate('pageState()')}; see {shot}")
 
 
+# Saturated pixels of a chart's canvas: axes and grid are grey, so coloured pixels are
+# drawn series (defined in the page as colouredPixels(element)).
+COLOURED_PIXELS = """() => { window.colouredPixels = (chart) => {
+    const canvas = chart.querySelector("canvas");
+    let coloured = 0;
+    if (canvas) {
+        const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 0; i < pixels.length; i += 4) {
+            const [r, g, b, a] = [pixels[i], pixels[i + 1], pixels[i + 2], pixels[i + 3]];
+            if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
+        }
+    }
+    return coloured;
+}; }"""
+
+
 def _chart(page: Any, chart_id: str) -> dict:
-    """What a chart holds (its data attributes) and how many saturated pixels its canvas
-    has: axes and grid are grey, so coloured pixels are drawn series."""
+    """What a chart holds (its data attributes) and how many coloured pixels it drew."""
+    page.evaluate(COLOURED_PIXELS)
     return page.evaluate(
         """(id) => {
             const chart = document.getElementById(id);
-            const canvas = chart.querySelector("canvas");
-            let coloured = 0;
-            if (canvas) {
-                const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-                for (let i = 0; i < pixels.length; i += 4) {
-                    const [r, g, b, a] = [pixels[i], pixels[i + 1], pixels[i + 2], pixels[i + 3]];
-                    if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
-                }
-            }
-            return {points: Number(chart.dataset.points), max: Number(chart.dataset.max), coloured};
+            return {points: Number(chart.dataset.points), max: Number(chart.dataset.max), coloured: colouredPixels(chart)};
         }""",
         chart_id,
+    )
+
+
+def _drawn(page: Any, series: list[dict]) -> int:
+    """Coloured pixels of a new chart (the dashboard's own TimeChart) given ``series``
+    over three samples."""
+    page.evaluate(COLOURED_PIXELS)
+    return page.evaluate(
+        """async (series) => {
+            const box = el("div", {class: "chart"});
+            const legend = el("ul");
+            document.body.append(box, legend);
+            try {
+                new TimeChart(box, legend).update([1e9, 1e9 + 2, 1e9 + 4], series);
+                // uPlot draws a new chart after the current task.
+                await new Promise((resolve) => setTimeout(resolve, 50));
+                return colouredPixels(box);
+            } finally {
+                box.remove();
+                legend.remove();
+            }
+        }""",
+        series,
+    )
+
+
+def _chart_data(page: Any, chart_id: str) -> dict:
+    """The x values and series a chart was given, for failure messages."""
+    name = chart_id.removeprefix("chart-")
+    return page.evaluate(
+        "(name) => ({xs: charts[name].xs, series: charts[name].series.map((s) => [s.label, s.values])})", name,
     )
 
 
@@ -183,10 +221,16 @@ def test_dashboard_follows_the_worker_live(namespace: WorkerNamespace, browser: 
     }""", len(segment_changes))
     assert page.evaluate("window.sameDocument === true"), "the page reloaded instead of updating itself"
 
+    # Lag is known from the first sample after the replay: lines need a second one.
+    _wait_until(page, tmp_path, "() => pageState().lag.samples >= 2", None)
     for chart_id in ("chart-lag", "chart-rates", "chart-segments"):
         chart = _chart(page, chart_id)
         assert chart["points"] > 0, (chart_id, chart)
-        assert chart["coloured"] > 50, f"{chart_id}: no series drawn on the canvas ({chart})"
+        assert chart["coloured"] > 50, f"{chart_id}: no series drawn on the canvas ({chart}): {_chart_data(page, chart_id)}"
+    # A value no line reaches is drawn as a dot (without one, each showed as a speck of
+    # about 11 pixels; a dot has about 50).
+    lone = [{"label": f"alone {value}", "color": "#d62728", "values": [None, None, value]} for value in (1, 4, 7, 10)]
+    assert _drawn(page, lone) > 120
     # Every segment change of the replay is one count in the from → to matrix.
     expected_cells = Counter((c["from"] or "none", c["to"] or "none") for c in segment_changes)
     shown_cells = Counter({

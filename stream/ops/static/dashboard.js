@@ -152,6 +152,19 @@ async function api(path) {
 // Time-axis tick spacings in seconds: samples are seconds apart, so no sub-second ticks.
 const TIME_INCREMENTS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
+// uPlot points.filter: the indices of values that no line reaches. With spanGaps a line
+// joins values across nulls, so only a series' single value is alone.
+function loneValues(u, seriesIdx, show) {
+  if (show) return null;
+  const values = u.data[seriesIdx];
+  const present = (i) => i >= 0 && i < values.length && values[i] != null;
+  const indices = [];
+  for (let i = 0; i < values.length; i++) if (present(i)) indices.push(i);
+  if (u.series[seriesIdx].spanGaps) return indices.length === 1 ? indices : null;
+  const lone = indices.filter((i) => !present(i - 1) && !present(i + 1));
+  return lone.length ? lone : null;
+}
+
 // One uPlot chart with its own legend: the legend shows the values under the cursor,
 // or the latest ones; clicking an entry hides or shows its series.
 class TimeChart {
@@ -191,6 +204,7 @@ class TimeChart {
     const values = series.flatMap((s) => s.values).filter((v) => v != null);
     const points = values.length;
     this.container.dataset.points = String(points);
+    this.container.dataset.samples = String(xs.filter((_, i) => series.some((s) => s.values[i] != null)).length);
     this.container.dataset.max = String(values.reduce((a, b) => Math.max(a, b), 0));
     this.empty.hidden = points > 0;
     this.renderLegend(null);
@@ -217,7 +231,9 @@ class TimeChart {
       stroke: s.color,
       width: this.stacked ? 1 : 1.6,
       fill: this.stacked ? s.color + "d9" : undefined,
-      points: { show: false },
+      // A value with no neighbour to draw a line to (the first sample that knows a
+      // partition's lag, say) would not show at all: draw those as dots.
+      points: { show: false, filter: loneValues, fill: s.color },
       spanGaps: !this.stacked,
       show: !this.hidden.has(i),
     }));
