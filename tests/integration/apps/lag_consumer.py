@@ -11,10 +11,14 @@ Prints "drained" / "holding" on stdout once it got there.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
 from kafka import KafkaConsumer, OffsetAndMetadata
+
+# What the group coordination did, on stderr: the test shows it if a holder never holds.
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def drain(consumer: KafkaConsumer) -> None:
