@@ -81,3 +81,65 @@ class EventTimeMerger(Generic[Item]):
                 if self._passed_over.get(empty, occurred_at) <= occurred_at:
                     self._passed_over[empty] = occurred_at
         return released
+
+
+class InputQuiet:
+    """Which input partitions can no longer send anything older for now: what
+    :meth:`EventTimeMerger.release` asks through ``exhausted``. Pure bookkeeping; the
+    caller passes the (monotonic) time and the broker's answers.
+
+    A partition counts as exhausted once the broker confirmed, after the partition's last
+    message arrived and it went quiet for ``quiet_seconds``, that it has been read to its
+    end. (The end the fetcher last saw can lag a busy producer by seconds, which would let
+    newer events overtake.) A partition nothing was taken from counts once its end is
+    confirmed empty, or once it has stayed silent for ``idle_seconds`` while the others
+    were being read (everything consumed by an earlier run).
+
+    That silence counts from the first delivery of any partition, not from the
+    assignment: after an assignment the consumer may take seconds (a table recovery, a
+    slow first fetch) before it delivers anything, and a partition whose first records
+    are still on their way would count as idle at once and be overtaken. :meth:`forget`
+    at a rebalance starts that over: the merger forgets every partition's progress then
+    (all are read again from their committed offsets)."""
+
+    def __init__(self, quiet_seconds: float, idle_seconds: float) -> None:
+        self.quiet_seconds = quiet_seconds
+        self.idle_seconds = idle_seconds
+        self._reading_since: float | None = None  # the first delivery since forget()
+        self._quiet_since: dict[Partition, float] = {}
+        self._confirmed_end: dict[Partition, tuple[float, int]] = {}  # (asked at, end offset)
+
+    def delivered(self, partition: Partition, now: float) -> None:
+        """Messages of ``partition`` arrived at ``now``."""
+        if self._reading_since is None:
+            self._reading_since = now
+        self._quiet_since[partition] = now
+
+    def _silent_since(self, partition: Partition, now: float) -> float:
+        return self._quiet_since.get(partition, self._reading_since if self._reading_since is not None else now)
+
+    def quiet(self, partitions: list[Partition], now: float) -> list[Partition]:
+        """Those of ``partitions`` whose end is worth asking the broker for."""
+        return [p for p in partitions if now - self._silent_since(p, now) >= self.quiet_seconds]
+
+    def confirmed(self, partition: Partition, asked_at: float, end: int) -> None:
+        """The broker said ``partition`` ends at ``end``, asked at ``asked_at``."""
+        self._confirmed_end[partition] = (asked_at, end)
+
+    def confirmed_end(self, partition: Partition) -> tuple[float, int]:
+        """(when asked, end offset) of the last confirmation; (0.0, -1) if none."""
+        return self._confirmed_end.get(partition, (0.0, -1))
+
+    def exhausted(self, partition: Partition, last_offset: int | None, now: float) -> bool:
+        """``last_offset``: the last offset taken from ``partition`` (None: none since
+        the last :meth:`forget`)."""
+        quiet_from = self._silent_since(partition, now)
+        asked_at, end = self.confirmed_end(partition)
+        if last_offset is None:
+            return (asked_at > quiet_from and end == 0) or now - quiet_from >= self.idle_seconds
+        return asked_at > quiet_from and last_offset + 1 >= end
+
+    def forget(self) -> None:
+        self._reading_since = None
+        self._quiet_since.clear()
+        self._confirmed_end.clear()

@@ -18,7 +18,7 @@ from stream.events.internal import TICK_KEY, encode_event, encode_tick
 from stream.ops.telemetry import WorkerTelemetry
 from stream.ops.web import register_ops_endpoints
 from stream.processing.intake import decode_input
-from stream.processing.merge import EventTimeMerger
+from stream.processing.merge import EventTimeMerger, InputQuiet
 from stream.rules import Rules
 from stream.worker.batch_work import process_records
 from stream.worker.offsets import (
@@ -64,37 +64,22 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     holes = HoleReader(kafka, read_committed=exactly_once)
     gate = BatchGate()
     input_names = set(topics.inputs())
-    quiet_since: dict[Any, float] = {}
+    input_quiet = InputQuiet(settings.input_quiet_seconds, settings.input_idle_seconds)
 
     def input_partitions() -> list[Any]:
-        assigned = [tp for tp in app.consumer.assignment() if tp.topic in input_names]
-        for tp in assigned:
-            quiet_since.setdefault(tp, time.monotonic())
-        return assigned
-
-    confirmed_end: dict[Any, tuple[float, int]] = {}  # tp -> (when asked, end offset)
+        return [tp for tp in app.consumer.assignment() if tp.topic in input_names]
 
     def exhausted(tp: Any) -> bool:
-        """Nothing older can come from ``tp`` for now: the broker confirmed, after the
-        partition's last message arrived, that we have read it to its end. (The end the
-        fetcher last saw can lag a busy producer by seconds, which would let newer events
-        overtake.) A partition never read from counts once its end is confirmed empty or
-        it stayed silent for input_idle_seconds (everything consumed by an earlier run)."""
-        quiet_from = quiet_since.get(tp, 0.0)
-        asked_at, end = confirmed_end.get(tp, (0.0, -1))
-        last = merger.last_offset.get(tp)
-        if last is None:
-            return (asked_at > quiet_from and end == 0) or time.monotonic() - quiet_from >= settings.input_idle_seconds
-        return asked_at > quiet_from and last + 1 >= end
+        return input_quiet.exhausted(tp, merger.last_offset.get(tp), time.monotonic())
 
     async def confirm_ends() -> None:
         """Ask the broker for the end of every input partition that has gone quiet."""
         now = time.monotonic()
-        quiet = [tp for tp in input_partitions() if now - quiet_since.get(tp, 0.0) >= settings.input_quiet_seconds]
+        quiet = input_quiet.quiet(input_partitions(), now)
         if not quiet:
             return
         for tp, end in (await source_end_offsets(app, quiet)).items():
-            confirmed_end[tp] = (now, end)
+            input_quiet.confirmed(tp, now, end)
 
     # The agent and the release timer both release; one at a time, or their sends could
     # interleave and put a customer's events out of order on segments-events.
@@ -144,7 +129,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             for event in batch:
                 by_partition.setdefault(event.message.tp, []).append(event)
             for tp, events in by_partition.items():
-                quiet_since[tp] = time.monotonic()
+                if not intake_halted[0]:
+                    input_quiet.delivered(tp, time.monotonic())
                 records = [] if intake_halted[0] else await take_unhandled(app, holes, intake_progress, tp, events)
                 for record in records:
                     if intake_halted[0]:  # since a hole read or a dead letter's send
@@ -186,7 +172,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # The end the broker confirmed then says why: previous_offset + 1, this record was
         # not on the broker yet (it reached it behind newer ones on other partitions); more
         # would mean the exhaustion check let the merge go past a record it had not read.
-        asked_at, end = confirmed_end.get(tp, (0.0, -1))
+        asked_at, end = input_quiet.confirmed_end(tp)
         log.info(
             "%s[%d]@%d overtaken: occurred %s, but events up to %s were released while the partition counted as "
             "read to its end (previous offset %s; broker end %d, confirmed %.3f s before this record came)",
@@ -302,6 +288,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         before them and they are read again."""
         intake_halted[0] = True
         ack_processed(app, [record.event for _, _, record in merger.clear() if record.event is not None])
+        input_quiet.forget()
 
     @app.on_partitions_assigned.connect
     async def consumer_started(sender: Any, *args: Any, **kwargs: Any) -> None:

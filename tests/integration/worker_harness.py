@@ -105,10 +105,11 @@ class WorkerNamespace:
         self.worker = None
         return code
 
-    def wait_for_log(self, text: str, timeout: float) -> None:
-        """Return once the first worker's log contains ``text``; fail if it exits first."""
+    def wait_for_log(self, text: str, timeout: float, count: int = 1) -> None:
+        """Return once the first worker's log contains ``text`` (``count`` times); fail if
+        it exits first."""
         deadline = time.monotonic() + timeout
-        while text not in self.worker_log.read_text(errors="replace"):
+        while self.worker_log.read_text(errors="replace").count(text) < count:
             if self.worker is not None and self.worker.poll() is not None:
                 raise AssertionError(f"worker exited ({self.worker.returncode}) before logging {text!r}:\n{self.log_tail()}")
             if time.monotonic() > deadline:

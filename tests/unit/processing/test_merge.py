@@ -1,4 +1,4 @@
-from stream.processing.merge import EventTimeMerger
+from stream.processing.merge import EventTimeMerger, InputQuiet
 
 
 def test_holds_events_until_every_partition_has_caught_up_in_time() -> None:
@@ -74,3 +74,66 @@ def test_a_partition_that_held_the_others_back_is_never_reported() -> None:
     assert merger.release(["orders/0", "carts/0"], lambda partition: False) == []
     assert merger.add("orders/0", 0, 200, "order@200") is None
     assert merger.release(["orders/0", "carts/0"], lambda partition: False) == ["order@200"]
+
+
+# ---------------------------------------------------------------- InputQuiet
+
+QUIET, IDLE = 0.2, 2.0
+
+
+def test_a_partition_read_from_is_exhausted_once_the_broker_confirms_its_end_after_it_went_quiet() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)  # took offsets up to 4
+    assert quiet.quiet(["orders/0"], 10.1) == []
+    assert quiet.quiet(["orders/0"], 10.25) == ["orders/0"]
+    assert not quiet.exhausted("orders/0", 4, 10.3)  # quiet, but not confirmed
+    quiet.confirmed("orders/0", 10.3, 7)  # the broker has 5 and 6 we have not got yet
+    assert not quiet.exhausted("orders/0", 4, 10.4)
+    quiet.confirmed("orders/0", 10.5, 5)
+    assert quiet.exhausted("orders/0", 4, 10.6)
+
+
+def test_a_confirmation_asked_before_the_last_delivery_does_not_count() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)
+    quiet.confirmed("orders/0", 10.5, 5)
+    quiet.delivered("orders/0", 10.6)  # offset 5 arrived: the partition is busy again
+    assert not quiet.exhausted("orders/0", 5, 11.0)
+    quiet.confirmed("orders/0", 11.0, 6)
+    assert quiet.exhausted("orders/0", 5, 11.1)
+
+
+def test_a_partition_never_read_from_is_exhausted_when_confirmed_empty_or_after_its_idle_time() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)
+    assert not quiet.exhausted("carts/0", None, 10.5)
+    quiet.confirmed("carts/0", 10.5, 0)
+    assert quiet.exhausted("carts/0", None, 10.6)
+    # Not empty (an earlier run read it): only its silence tells.
+    assert not quiet.exhausted("carts/1", None, 11.9)
+    assert quiet.exhausted("carts/1", None, 12.0)
+
+
+def test_silence_counts_from_the_first_delivery_not_from_before() -> None:
+    """Nothing delivered for a while after the assignment (a table recovery): a partition
+    whose first records are on their way must not count as idle when the first
+    records of another arrive."""
+    quiet = InputQuiet(QUIET, IDLE)
+    assert quiet.quiet(["carts/0"], 50.0) == []
+    quiet.delivered("orders/0", 100.0)
+    assert not quiet.exhausted("carts/0", None, 100.1)
+    assert quiet.exhausted("carts/0", None, 102.0)
+
+
+def test_forget_starts_the_silence_over_as_at_a_new_assignment() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)
+    quiet.delivered("carts/0", 10.0)
+    quiet.confirmed("carts/0", 10.5, 3)
+    assert quiet.exhausted("carts/0", 2, 10.6)
+    quiet.forget()  # a rebalance: the merger forgot every partition's progress too
+    quiet.delivered("orders/0", 30.0)  # the first records after it
+    # carts/0 was silent for 20 s, but all of that before the rebalance.
+    assert not quiet.exhausted("carts/0", None, 30.1)
+    assert quiet.confirmed_end("carts/0") == (0.0, -1)
+    assert quiet.exhausted("carts/0", None, 32.0)
