@@ -58,6 +58,19 @@ class _CatchUp:
     last_progress: float
 
 
+def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60) -> set[int]:
+    """``topic``'s partitions as the consumer's metadata has them, waiting for a topic
+    just created to appear."""
+    deadline = time.monotonic() + timeout
+    partitions = consumer.partitions_for_topic(topic)
+    while not partitions and time.monotonic() < deadline:
+        time.sleep(0.2)
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise RuntimeError(f"topic {topic} not found")
+    return partitions
+
+
 def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[str, Any]:
     """How the sender's consumer of the actions topic joins its group and reads."""
     return {
@@ -116,16 +129,18 @@ class Sender:
         common = {**self.kafka.kafka_python_kwargs(), "client_id": "segments-sender"}
         topics = self.settings.topics
         self._producer = KafkaProducer(acks="all", linger_ms=5, **common)
-        self._actions = KafkaConsumer(topics.actions, **actions_consumer_options(self.settings, self.group_id), **common)
+        self._actions = KafkaConsumer(**actions_consumer_options(self.settings, self.group_id), **common)
+        # Subscribed only once the client's metadata has the topic's partitions, and
+        # refreshed once more before the first join: in kafka-python 3.0.12 a second join
+        # that a just-created topic's metadata triggers right after the first (the leader
+        # assigning while poll() has stopped waiting on it) can leave the consumer in its
+        # rebalance for good, never assigned (reproduced with the tests' group consumer:
+        # 10 hangs in 60 starts on a loaded machine, none in 60 this way).
+        partitions_of(self._actions, topics.actions)
+        self._actions.subscribe([topics.actions])
+        self._actions.topics()
         self._profiles = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common)
-        deadline = time.monotonic() + 60
-        partitions = self._profiles.partitions_for_topic(topics.customer_profiles)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            partitions = self._profiles.partitions_for_topic(topics.customer_profiles)
-        if not partitions:
-            raise RuntimeError(f"topic {topics.customer_profiles} not found")
-        assigned = [TopicPartition(topics.customer_profiles, p) for p in sorted(partitions)]
+        assigned = [TopicPartition(topics.customer_profiles, p) for p in sorted(partitions_of(self._profiles, topics.customer_profiles))]
         self._profiles.assign(assigned)
         stored = self.ledger.profile_offsets(topics.customer_profiles)
         beginning = [tp for tp in assigned if tp.partition not in stored]

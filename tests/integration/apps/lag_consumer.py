@@ -49,12 +49,25 @@ def hold(consumer: KafkaConsumer, offset: int) -> None:
         time.sleep(0.2)
 
 
-def main(argv: list[str]) -> None:
-    bootstrap, topic, group, mode, *rest = argv
+def subscribed(bootstrap: str, topic: str, group: str, mode: str) -> KafkaConsumer:
+    """A group member of ``topic``, subscribed only once the client's metadata has the
+    topic's partitions: kafka-python 3.0.12 can hang for good in a second join that a
+    just-created topic's metadata triggers right after the first (see
+    stream/sender/runner.py, which does the same)."""
     consumer = KafkaConsumer(
-        topic, group_id=group, bootstrap_servers=bootstrap, client_id=f"lag-test-{mode}",
+        group_id=group, bootstrap_servers=bootstrap, client_id=f"lag-test-{mode}",
         auto_offset_reset="earliest", enable_auto_commit=False,
     )
+    while not consumer.partitions_for_topic(topic):
+        time.sleep(0.1)
+    consumer.subscribe([topic])
+    consumer.topics()  # a blocking metadata refresh: the first join already sees the partitions
+    return consumer
+
+
+def main(argv: list[str]) -> None:
+    bootstrap, topic, group, mode, *rest = argv
+    consumer = subscribed(bootstrap, topic, group, mode)
     if mode == "drain":
         drain(consumer)
     elif mode == "hold":
