@@ -34,6 +34,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from stream.clients import KafkaSettings
+from stream.clients.group_consumer import partitions_of, subscribe_when_known
 from stream.sender.action import IGNORE_MALFORMED, Action, Ignored, decode_action
 from stream.sender.contacts import Contacts
 from stream.sender.eligibility import SKIP_EXPIRED, SKIP_NO_CONTACT, Due, Expired, Hold, decode_profile, recheck, timing
@@ -56,19 +57,6 @@ class _CatchUp:
     taken_at: float
     ends: dict[TopicPartition, int]
     last_progress: float
-
-
-def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60) -> set[int]:
-    """``topic``'s partitions as the consumer's metadata has them, waiting for a topic
-    just created to appear."""
-    deadline = time.monotonic() + timeout
-    partitions = consumer.partitions_for_topic(topic)
-    while not partitions and time.monotonic() < deadline:
-        time.sleep(0.2)
-        partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        raise RuntimeError(f"topic {topic} not found")
-    return partitions
 
 
 def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[str, Any]:
@@ -130,15 +118,9 @@ class Sender:
         topics = self.settings.topics
         self._producer = KafkaProducer(acks="all", linger_ms=5, **common)
         self._actions = KafkaConsumer(**actions_consumer_options(self.settings, self.group_id), **common)
-        # Subscribed only once the client's metadata has the topic's partitions, and
-        # refreshed once more before the first join: in kafka-python 3.0.12 a second join
-        # that a just-created topic's metadata triggers right after the first (the leader
-        # assigning while poll() has stopped waiting on it) can leave the consumer in its
-        # rebalance for good, never assigned (reproduced with the tests' group consumer:
-        # 10 hangs in 60 starts on a loaded machine, none in 60 this way).
-        partitions_of(self._actions, topics.actions)
-        self._actions.subscribe([topics.actions])
-        self._actions.topics()
+        # Not at construction: kafka-python can hang in a rebalance a just-created
+        # actions topic triggers (stream/clients/group_consumer.py).
+        subscribe_when_known(self._actions, topics.actions)
         self._profiles = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common)
         assigned = [TopicPartition(topics.customer_profiles, p) for p in sorted(partitions_of(self._profiles, topics.customer_profiles))]
         self._profiles.assign(assigned)

@@ -17,6 +17,8 @@ import time
 
 from kafka import KafkaConsumer, OffsetAndMetadata
 
+from stream.clients.group_consumer import subscribe_when_known
+
 # What the group coordination did, on stderr: the test shows it if a holder never holds.
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -50,18 +52,13 @@ def hold(consumer: KafkaConsumer, offset: int) -> None:
 
 
 def subscribed(bootstrap: str, topic: str, group: str, mode: str) -> KafkaConsumer:
-    """A group member of ``topic``, subscribed only once the client's metadata has the
-    topic's partitions: kafka-python 3.0.12 can hang for good in a second join that a
-    just-created topic's metadata triggers right after the first (see
-    stream/sender/runner.py, which does the same)."""
+    """A group member of ``topic``, subscribed as the sender subscribes (see
+    stream/clients/group_consumer.py for the kafka-python hang this avoids)."""
     consumer = KafkaConsumer(
         group_id=group, bootstrap_servers=bootstrap, client_id=f"lag-test-{mode}",
         auto_offset_reset="earliest", enable_auto_commit=False,
     )
-    while not consumer.partitions_for_topic(topic):
-        time.sleep(0.1)
-    consumer.subscribe([topic])
-    consumer.topics()  # a blocking metadata refresh: the first join already sees the partitions
+    subscribe_when_known(consumer, topic)
     return consumer
 
 
