@@ -88,26 +88,35 @@ class InputQuiet:
     :meth:`EventTimeMerger.release` asks through ``exhausted``. Pure bookkeeping; the
     caller passes the (monotonic) time and the broker's answers.
 
-    A partition counts as exhausted once the broker confirmed, after the partition's last
-    message arrived and it went quiet for ``quiet_seconds``, that it has been read to its
-    end. (The end the fetcher last saw can lag a busy producer by seconds, which would let
-    newer events overtake.) A partition nothing was taken from counts once its end is
-    confirmed empty, or once it has stayed silent for ``idle_seconds`` while the others
-    were being read (everything consumed by an earlier run).
+    A partition counts as exhausted once the broker confirmed, after the partition went
+    quiet for ``quiet_seconds``, that nothing in it is left to read: its end is at or
+    before the first offset not read yet. (The end the fetcher last saw can lag a busy
+    producer by seconds, which would let newer events overtake.) That first offset is
+    the one after the last message taken, or past what the caller found holds no
+    message (:meth:`nothing_before`): a transactional producer leaves a commit marker
+    after each transaction, an offset no message is ever delivered from, and aborted
+    records are never delivered under read_committed. For a partition nothing was
+    taken from since the start or the last rebalance, only the caller knows where
+    reading resumes (the group's committed offset); until it says nothing is left
+    before the end, the partition holds the others back. Such a partition must also have
+    stayed silent for ``idle_seconds`` (unless it is empty): its next records may be a
+    moment behind those of the others.
 
-    That silence counts from the first delivery of any partition, not from the
-    assignment: after an assignment the consumer may take seconds (a table recovery, a
-    slow first fetch) before it delivers anything, and a partition whose first records
-    are still on their way would count as idle at once and be overtaken. :meth:`forget`
-    at a rebalance starts that over: the merger forgets every partition's progress then
-    (all are read again from their committed offsets)."""
+    Silence counts from the first delivery of any partition, not from the assignment:
+    after an assignment the consumer may take seconds (a table recovery, a slow first
+    fetch) before it delivers anything. :meth:`forget` at a rebalance starts everything
+    over: the merger forgets every partition's progress then (all are read again from
+    their committed offsets)."""
 
     def __init__(self, quiet_seconds: float, idle_seconds: float) -> None:
         self.quiet_seconds = quiet_seconds
         self.idle_seconds = idle_seconds
+        # Counts the calls of forget(): a finding about offsets made before one is void.
+        self.epoch = 0
         self._reading_since: float | None = None  # the first delivery since forget()
         self._quiet_since: dict[Partition, float] = {}
         self._confirmed_end: dict[Partition, tuple[float, int]] = {}  # (asked at, end offset)
+        self._nothing_before: dict[Partition, int] = {}
 
     def delivered(self, partition: Partition, now: float) -> None:
         """Messages of ``partition`` arrived at ``now``."""
@@ -130,16 +139,35 @@ class InputQuiet:
         """(when asked, end offset) of the last confirmation; (0.0, -1) if none."""
         return self._confirmed_end.get(partition, (0.0, -1))
 
+    def first_unread(self, partition: Partition, last_offset: int | None) -> int | None:
+        """The first offset of ``partition`` not known to be read, given ``last_offset``,
+        the last offset taken from it (None: none since the last :meth:`forget`). None
+        when nothing is known: where reading resumes is the caller's to find."""
+        known = [offset for offset in (
+            None if last_offset is None else last_offset + 1, self._nothing_before.get(partition),
+        ) if offset is not None]
+        return max(known) if known else None
+
+    def nothing_before(self, partition: Partition, offset: int, epoch: int) -> None:
+        """The caller found nothing left to read in ``partition`` before ``offset`` (no
+        message between the first offset not read and ``offset``), having started to
+        look during ``epoch``."""
+        if epoch == self.epoch and offset > self._nothing_before.get(partition, -1):
+            self._nothing_before[partition] = offset
+
     def exhausted(self, partition: Partition, last_offset: int | None, now: float) -> bool:
         """``last_offset``: the last offset taken from ``partition`` (None: none since
         the last :meth:`forget`)."""
         quiet_from = self._silent_since(partition, now)
         asked_at, end = self.confirmed_end(partition)
-        if last_offset is None:
-            return (asked_at > quiet_from and end == 0) or now - quiet_from >= self.idle_seconds
-        return asked_at > quiet_from and last_offset + 1 >= end
+        first_unread = self.first_unread(partition, last_offset)
+        if asked_at <= quiet_from or first_unread is None or first_unread < end:
+            return False
+        return last_offset is not None or end == 0 or now - quiet_from >= self.idle_seconds
 
     def forget(self) -> None:
+        self.epoch += 1
         self._reading_since = None
         self._quiet_since.clear()
         self._confirmed_end.clear()
+        self._nothing_before.clear()

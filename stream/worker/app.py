@@ -23,7 +23,7 @@ from stream.rules import Rules
 from stream.worker.batch_work import process_records
 from stream.worker.offsets import (
     TAILS_SECONDS, BatchGate, HoleReader, SourceProgress, SourceRecord, StalledTails, commit_from_progress,
-    settle_tails, source_end_offsets, take_unhandled,
+    read_range, resume_offset, settle_tails, source_end_offsets, take_unhandled,
 )
 from stream.worker.plumbing import (
     RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, state_table, stream_app,
@@ -73,13 +73,33 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         return input_quiet.exhausted(tp, merger.last_offset.get(tp), time.monotonic())
 
     async def confirm_ends() -> None:
-        """Ask the broker for the end of every input partition that has gone quiet."""
+        """Ask the broker for the end of every input partition that has gone quiet, and
+        whether anything is left to read before it."""
         now = time.monotonic()
         quiet = input_quiet.quiet(input_partitions(), now)
         if not quiet:
             return
+        epoch = input_quiet.epoch
         for tp, end in (await source_end_offsets(app, quiet)).items():
             input_quiet.confirmed(tp, now, end)
+            first_unread = input_quiet.first_unread(tp, merger.last_offset.get(tp))
+            if first_unread is not None and first_unread >= end:
+                continue
+            if first_unread is None:  # nothing taken since the start or the rebalance
+                first_unread = await resume_offset(app, intake_progress, tp)
+            if first_unread >= end or not await any_record_between(tp, first_unread, end):
+                input_quiet.nothing_before(tp, end, epoch)
+
+    async def any_record_between(tp: Any, start: int, end: int) -> bool:
+        """Whether ``tp`` holds a record in ``[start, end)``; offsets with none are
+        transaction markers (after every upstream transaction) or aborted records."""
+        try:
+            found = await read_range(kafka, tp.topic, tp.partition, start, end,
+                                     read_committed=exactly_once, first_only=True, poll_ms=50)
+        except Exception as error:  # the partition keeps holding the others back; asked again soon
+            log.warning("%s[%d]: could not read offsets %d..%d: %s", tp.topic, tp.partition, start, end - 1, error)
+            return True
+        return bool(found)
 
     # The agent and the release timer both release; one at a time, or their sends could
     # interleave and put a customer's events out of order on segments-events.

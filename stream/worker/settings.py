@@ -54,8 +54,9 @@ class WorkerSettings(BaseModel):
     # The intake's event-time merge (stream/processing/merge.py, InputQuiet): a partition
     # read to its end counts as exhausted after this long without a new message (and the
     # broker's word that nothing more is there); one nothing was read from since the
-    # start or the last rebalance, after input_idle_seconds of silence counted from the
-    # first delivery of any partition.
+    # start or the last rebalance, with nothing on the broker past its committed offset,
+    # also needs input_idle_seconds of silence counted from the first delivery of any
+    # partition.
     input_quiet_seconds: float = Field(0.2, gt=0)
     input_idle_seconds: float = Field(2.0, gt=0)
     # Events per batch: outputs of a batch are delivered before its state is written.

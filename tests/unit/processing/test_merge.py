@@ -103,15 +103,64 @@ def test_a_confirmation_asked_before_the_last_delivery_does_not_count() -> None:
     assert quiet.exhausted("orders/0", 5, 11.1)
 
 
-def test_a_partition_never_read_from_is_exhausted_when_confirmed_empty_or_after_its_idle_time() -> None:
+def test_a_partition_never_read_from_is_exhausted_when_confirmed_empty() -> None:
     quiet = InputQuiet(QUIET, IDLE)
     quiet.delivered("orders/0", 10.0)
     assert not quiet.exhausted("carts/0", None, 10.5)
     quiet.confirmed("carts/0", 10.5, 0)
+    assert quiet.first_unread("carts/0", None) is None  # where it resumes is the caller's to find
+    assert not quiet.exhausted("carts/0", None, 10.6)
+    quiet.nothing_before("carts/0", 0, quiet.epoch)
     assert quiet.exhausted("carts/0", None, 10.6)
-    # Not empty (an earlier run read it): only its silence tells.
-    assert not quiet.exhausted("carts/1", None, 11.9)
+
+
+def test_a_partition_never_read_from_needs_nothing_left_before_its_end_and_its_idle_time() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)
+    quiet.confirmed("carts/1", 10.5, 40)  # an earlier run read it up to 40, or not
+    assert not quiet.exhausted("carts/1", None, 12.0)  # silent long enough, but what is left?
+    quiet.nothing_before("carts/1", 40, quiet.epoch)  # the group's committed offset is 40
+    assert not quiet.exhausted("carts/1", None, 11.9)  # its next records may be a moment behind
     assert quiet.exhausted("carts/1", None, 12.0)
+
+
+def test_a_backlog_not_fetched_yet_holds_the_others_back_however_long_the_silence() -> None:
+    """After a long pause a partition may hold records the consumer has not fetched yet
+    (say its leader is another broker): its silence proves nothing."""
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)
+    quiet.confirmed("carts/1", 3600.0, 45)  # committed offset 40: five records to come
+    assert not quiet.exhausted("carts/1", None, 3600.1)
+
+
+def test_offsets_holding_no_message_count_as_read_once_the_caller_found_so() -> None:
+    """A transactional producer's commit marker ends the partition one offset past its
+    last record, and no message is ever delivered from it."""
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)  # took offsets up to 4; 5 is a commit marker
+    quiet.confirmed("orders/0", 10.5, 6)
+    assert quiet.first_unread("orders/0", 4) == 5
+    assert not quiet.exhausted("orders/0", 4, 10.6)
+    quiet.nothing_before("orders/0", 6, quiet.epoch)
+    assert quiet.first_unread("orders/0", 4) == 6
+    assert quiet.exhausted("orders/0", 4, 10.6)
+    # More records after the marker: what was taken counts again.
+    quiet.delivered("orders/0", 11.0)
+    quiet.confirmed("orders/0", 11.5, 9)
+    assert quiet.first_unread("orders/0", 8) == 9
+    assert quiet.exhausted("orders/0", 8, 11.6)
+
+
+def test_a_finding_made_before_a_rebalance_does_not_count_after_it() -> None:
+    """The rebalance may move where reading resumes back (offsets taken but not
+    committed are read again): nothing left before the end then is a claim about the
+    wrong offsets."""
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)
+    epoch = quiet.epoch
+    quiet.forget()
+    quiet.nothing_before("carts/0", 40, epoch)
+    assert quiet.first_unread("carts/0", None) is None
 
 
 def test_silence_counts_from_the_first_delivery_not_from_before() -> None:
@@ -121,6 +170,8 @@ def test_silence_counts_from_the_first_delivery_not_from_before() -> None:
     quiet = InputQuiet(QUIET, IDLE)
     assert quiet.quiet(["carts/0"], 50.0) == []
     quiet.delivered("orders/0", 100.0)
+    quiet.confirmed("carts/0", 100.1, 7)
+    quiet.nothing_before("carts/0", 7, quiet.epoch)
     assert not quiet.exhausted("carts/0", None, 100.1)
     assert quiet.exhausted("carts/0", None, 102.0)
 
@@ -136,4 +187,7 @@ def test_forget_starts_the_silence_over_as_at_a_new_assignment() -> None:
     # carts/0 was silent for 20 s, but all of that before the rebalance.
     assert not quiet.exhausted("carts/0", None, 30.1)
     assert quiet.confirmed_end("carts/0") == (0.0, -1)
+    quiet.confirmed("carts/0", 30.3, 3)
+    quiet.nothing_before("carts/0", 3, quiet.epoch)  # the committed offset is 3
+    assert not quiet.exhausted("carts/0", None, 31.9)
     assert quiet.exhausted("carts/0", None, 32.0)
