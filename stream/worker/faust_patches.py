@@ -1,8 +1,9 @@
 """Changes to faust (its consumer, and its table manager's start) that faust has no
 setting for, applied once per process (``stream_app`` does it): a shorter fetch wait,
 message delivery without four tasks per message, the fetch fixes of
-stream/worker/fetch_fixes.py, the end offsets of stream/worker/exactly_once_recovery.py
-and no idle second at start; and, per app, fetching again the messages faust throws out
+stream/worker/fetch_fixes.py, the end offsets of stream/worker/exactly_once_recovery.py,
+no idle second at start, and aiokafka's fetcher remembering the offsets it steps over
+(stream/worker/skipped_offsets.py); and, per app, fetching again the messages faust throws out
 of its stream buffers after a rebalance (``reread_cleared_messages``).
 
 ``direct_delivery`` replaces faust's message loop with an edited copy; a unit test
@@ -22,6 +23,7 @@ from typing import Any, cast
 
 from stream.worker.exactly_once_recovery import broker_highwaters
 from stream.worker.fetch_fixes import apply_fetch_fixes
+from stream.worker.skipped_offsets import note_skipped_offsets
 
 log = logging.getLogger("stream.worker.faust_patches")
 
@@ -38,6 +40,7 @@ def apply_faust_patches() -> None:
     apply_fetch_fixes()
     broker_highwaters()
     tables_without_start_delay()
+    note_skipped_offsets()
 
 
 def tables_without_start_delay() -> None:

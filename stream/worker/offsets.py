@@ -33,6 +33,7 @@ from typing import Any, AsyncIterator, Callable, Hashable, Iterable
 from stream.clients import KafkaSettings
 from stream.worker.faust_patches import seek_back
 from stream.worker.plumbing import ack_processed
+from stream.worker.skipped_offsets import SKIPPED
 
 log = logging.getLogger("stream.worker.offsets")
 
@@ -146,9 +147,13 @@ async def read_range(
     """The records of one partition in ``[start, end)``, read with a consumer of our own.
     Offsets with no record (transaction markers, aborted records) are simply absent.
     ``first_only``: stop at the first record found. ``poll_ms``: each wait for records;
-    a range of markers alone yields none, so it ends only after one such wait."""
+    a range of markers alone yields none, so it ends only after one such wait. A range
+    this process's consumers stepped over already (stream/worker/skipped_offsets.py)
+    holds no record, and is not read."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    if SKIPPED.covers((topic, partition, read_committed), start, end):
+        return []
     consumer = AIOKafkaConsumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -207,6 +212,7 @@ class HoleReader:
                 records.extend(found)
             records.append(SourceRecord.of(event))
             expected = offset + 1
+        SKIPPED.drop_below((tp.topic, tp.partition, self.read_committed), expected)
         return records
 
 

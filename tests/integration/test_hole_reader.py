@@ -140,3 +140,45 @@ def test_a_tail_of_markers_is_skipped_and_a_tail_of_records_is_stalled_after_thr
     assert [check(6, 7) for _ in range(2)] == [{}, {}]
     progress.take(tp, [6])
     assert check(7, 7) == {}
+
+
+def test_the_fetcher_notes_exactly_the_offsets_with_no_record(kafka_bootstrap: str, unique_name) -> None:
+    """stream/worker/skipped_offsets.py against real transactions: what a consumer steps
+    over is remembered per isolation level, and read_range answers from it."""
+    from stream.worker.skipped_offsets import SKIPPED, note_skipped_offsets
+
+    note_skipped_offsets()
+    topic = unique_name("skipped")
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    ensure_topics(kafka, [TopicSpec(topic, 1, 1)])
+    # offsets: 0 a, 1 b, 2 marker | 3 x, 4 y, 5 abort marker | 6 c, 7 marker | 8 d (plain)
+    asyncio.run(produce(kafka, topic, [([b"a", b"b"], "commit"), ([b"x", b"y"], "abort"), ([b"c"], "commit"), ([b"d"], None)]))
+
+    async def consume(isolation_level: str) -> list[int]:
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, isolation_level=isolation_level, **kafka.aiokafka_kwargs())
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            offsets: list[int] = []
+            while await consumer.position(tp) < 9:
+                for batch in (await consumer.getmany(tp, timeout_ms=200)).values():
+                    offsets.extend(record.offset for record in batch)
+            return offsets
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(consume("read_committed")) == [0, 1, 6, 8]
+    committed = (topic, 0, True)
+    assert SKIPPED.covers(committed, 2, 6) and SKIPPED.covers(committed, 7, 8)
+    assert not any(SKIPPED.covers(committed, offset, offset + 1) for offset in (0, 1, 6, 8))
+
+    assert asyncio.run(consume("read_uncommitted")) == [0, 1, 3, 4, 6, 8]
+    uncommitted = (topic, 0, False)
+    assert all(SKIPPED.covers(uncommitted, marker, marker + 1) for marker in (2, 5, 7))
+    assert not SKIPPED.covers(uncommitted, 3, 5)  # aborted records are records, read uncommitted
+
+    # Answered from memory (no consumer, no wait), and the same as the broker says.
+    assert asyncio.run(read_range(kafka, topic, 0, 2, 6, read_committed=True)) == []
+    assert [r.offset for r in asyncio.run(read_range(kafka, topic, 0, 2, 7, read_committed=True))] == [6]
