@@ -117,6 +117,7 @@ class InputQuiet:
         self._quiet_since: dict[Partition, float] = {}
         self._confirmed_end: dict[Partition, tuple[float, int]] = {}  # (asked at, end offset)
         self._nothing_before: dict[Partition, int] = {}
+        self._records_from: dict[Partition, int] = {}
 
     def delivered(self, partition: Partition, now: float) -> None:
         """Messages of ``partition`` arrived at ``now``."""
@@ -155,6 +156,18 @@ class InputQuiet:
         if epoch == self.epoch and offset > self._nothing_before.get(partition, -1):
             self._nothing_before[partition] = offset
 
+    def records_from(self, partition: Partition, offset: int, epoch: int) -> None:
+        """The caller found a message in ``partition`` at or after ``offset``, the first
+        offset not read, having started to look during ``epoch``."""
+        if epoch == self.epoch:
+            self._records_from[partition] = offset
+
+    def worth_looking(self, partition: Partition, first_unread: int) -> bool:
+        """Whether to look for messages from ``first_unread`` on: not when some were
+        found from there already (they stay until they are read, and reading them moves
+        ``first_unread``)."""
+        return self._records_from.get(partition) != first_unread
+
     def exhausted(self, partition: Partition, last_offset: int | None, now: float) -> bool:
         """``last_offset``: the last offset taken from ``partition`` (None: none since
         the last :meth:`forget`)."""
@@ -171,3 +184,4 @@ class InputQuiet:
         self._quiet_since.clear()
         self._confirmed_end.clear()
         self._nothing_before.clear()
+        self._records_from.clear()

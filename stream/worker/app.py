@@ -61,7 +61,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     # commits (see stream/worker/offsets.py).
     intake_progress = SourceProgress()
     events_progress = SourceProgress(stored_last=lambda tp: stored_last_offset(clocks, tp.partition))
-    holes = HoleReader(kafka, read_committed=exactly_once)
+    # faust's consumers read committed records only (faust_patches.worker_consumer_settings),
+    # and so do the agents' own reads of the broker.
+    holes = HoleReader(kafka, read_committed=True)
     gate = BatchGate()
     input_names = set(topics.inputs())
     input_quiet = InputQuiet(settings.input_quiet_seconds, settings.input_idle_seconds)
@@ -87,18 +89,25 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 continue
             if first_unread is None:  # nothing taken since the start or the rebalance
                 first_unread = await resume_offset(app, intake_progress, tp)
-            if first_unread >= end or not await any_record_between(tp, first_unread, end):
+            if first_unread >= end:
                 input_quiet.nothing_before(tp, end, epoch)
+            elif input_quiet.worth_looking(tp, first_unread):
+                found = await any_record_between(tp, first_unread, end)
+                if found:
+                    input_quiet.records_from(tp, first_unread, epoch)
+                elif found is not None:
+                    input_quiet.nothing_before(tp, end, epoch)
 
-    async def any_record_between(tp: Any, start: int, end: int) -> bool:
-        """Whether ``tp`` holds a record in ``[start, end)``; offsets with none are
-        transaction markers (after every upstream transaction) or aborted records."""
+    async def any_record_between(tp: Any, start: int, end: int) -> bool | None:
+        """Whether ``tp`` holds a record in ``[start, end)`` (None: the broker did not
+        say); offsets with none are transaction markers (after every upstream
+        transaction) or aborted records."""
         try:
             found = await read_range(kafka, tp.topic, tp.partition, start, end,
-                                     read_committed=exactly_once, first_only=True, poll_ms=50)
+                                     read_committed=True, first_only=True, poll_ms=50)
         except Exception as error:  # the partition keeps holding the others back; asked again soon
             log.warning("%s[%d]: could not read offsets %d..%d: %s", tp.topic, tp.partition, start, end - 1, error)
-            return True
+            return None
         return bool(found)
 
     # The agent and the release timer both release; one at a time, or their sends could
@@ -218,7 +227,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         assigned = app.consumer.assignment()
         for progress, names in ((intake_progress, input_names), (events_progress, {topics.events})):
             partitions = [tp for tp in assigned if tp.topic in names]
-            await settle_tails(app, progress, stalled_tails, kafka, partitions, read_committed=exactly_once)
+            await settle_tails(app, progress, stalled_tails, kafka, partitions, read_committed=True)
 
     @app.agent(events_topic, isolated_partitions=True)
     async def customer_agent(stream: faust.Stream) -> None:

@@ -1,6 +1,6 @@
 """Changes to faust (its consumer, and its table manager's start) that faust has no
-setting for, applied once per process (``stream_app`` does it): a shorter fetch wait,
-message delivery without four tasks per message, the fetch fixes of
+setting for, applied once per process (``stream_app`` does it): a shorter fetch wait and
+committed records only, message delivery without four tasks per message, the fetch fixes of
 stream/worker/fetch_fixes.py, the end offsets of stream/worker/exactly_once_recovery.py,
 no idle second at start, and aiokafka's fetcher remembering the offsets it steps over
 (stream/worker/skipped_offsets.py); and, per app, fetching again the messages faust throws out
@@ -35,7 +35,7 @@ FETCH_MAX_WAIT_MS = 100
 
 
 def apply_faust_patches() -> None:
-    short_fetch_wait()
+    worker_consumer_settings()
     direct_delivery()
     apply_fetch_fixes()
     broker_highwaters()
@@ -64,20 +64,30 @@ def tables_without_start_delay() -> None:
     TableManager.on_start = on_start
 
 
-def short_fetch_wait() -> None:
-    """Make faust's worker consumers use FETCH_MAX_WAIT_MS."""
+def worker_consumer_settings() -> None:
+    """Make faust's worker consumers use FETCH_MAX_WAIT_MS, and read committed records
+    only whatever the app's guarantee.
+
+    faust reads uncommitted unless the app runs transactions itself, but the topics it
+    reads may be written in transactions by others: the inputs by a Kafka Streams or
+    Flink job with exactly-once, `segment-changes` (what the playbooks app reads) by an
+    exactly-once worker. Read uncommitted, an aborted transaction's records would be
+    processed as events, or turned into actions. Topics nobody writes in transactions
+    read the same either way."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     create = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "short_fetch_wait", False):
+    if getattr(create, "worker_consumer_settings", False):
         return
 
     def create_worker_consumer(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
+        # Both read when the consumer starts (its fetcher is made then).
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        consumer._isolation_level = "read_committed"
         return consumer
 
-    create_worker_consumer.short_fetch_wait = True  # type: ignore[attr-defined]
+    create_worker_consumer.worker_consumer_settings = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
 
 

@@ -67,8 +67,10 @@ def build_playbooks_app(
     exactly_once = settings.processing_guarantee == "exactly_once"
     # Decided before the last rebalance: the offset stored with the policy states.
     changes_progress = SourceProgress(stored_last=lambda tp: stored_last_offset(progress, tp.partition))
-    # The worker may write segment-changes in transactions whatever this app's guarantee.
-    holes = HoleReader(kafka, read_committed=exactly_once)
+    # The worker may write segment-changes in transactions whatever this app's guarantee:
+    # faust's consumer reads committed records only (faust_patches.worker_consumer_settings),
+    # and so do the agent's own reads of the broker.
+    holes = HoleReader(kafka, read_committed=True)
     gate = BatchGate()
     actions_topic = settings.topics.actions
     feed: SuppressionFeed | None = None
@@ -84,7 +86,7 @@ def build_playbooks_app(
     @app.timer(TAILS_SECONDS)
     async def watch_tails() -> None:
         partitions = [tp for tp in app.consumer.assignment() if tp.topic == changes_topic_name]
-        await settle_tails(app, changes_progress, stalled_tails, kafka, partitions, read_committed=exactly_once)
+        await settle_tails(app, changes_progress, stalled_tails, kafka, partitions, read_committed=True)
 
     @app.agent(changes_topic, isolated_partitions=True)
     async def playbook_agent(stream: faust.Stream) -> None:

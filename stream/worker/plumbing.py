@@ -80,7 +80,8 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     watch_recovery(app)
     if settings.processing_guarantee == "exactly_once":
         settle_recovery_tails(app, kafka)
-    queries = BrokerQueries(kafka, settings.app_id, read_committed=settings.processing_guarantee == "exactly_once")
+    # Ends as a read-committed consumer sees them: faust_patches.worker_consumer_settings.
+    queries = BrokerQueries(kafka, settings.app_id, read_committed=True)
     app.broker_queries = queries  # type: ignore[attr-defined]
 
     @app.on_before_shutdown.connect

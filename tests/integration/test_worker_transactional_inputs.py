@@ -1,7 +1,8 @@
 """Input topics written by transactional producers (a Kafka Streams or Flink job with
 exactly-once upstream): each transaction leaves a commit or abort marker on the
-partition, an offset that holds no event, and under read_committed an aborted
-transaction's records are never delivered either. The worker must still see such a
+partition, an offset that holds no event, and an aborted transaction's records are
+never delivered either (the worker reads committed records only, under either
+guarantee). The worker must still see such a
 partition as read to its end, or the events of other partitions stay held behind it for
 as long as nothing new arrives on it. (Before the fix, `replay --wait` timed out here:
 the cart stayed held.)"""
@@ -32,9 +33,8 @@ def test_a_partition_ending_in_transaction_markers_holds_nothing_back(
     in_transaction = [_order("o-1", "tx-buyer", "2020-01-02", 30.0), _order("o-2", "tx-buyer", "2020-01-03", 40.0)]
     cart = {"event_id": "c-1", "type": "cart", "customer_id": "shopper", "occurred_at": "2020-01-04T12:00:00Z",
             "cart_id": "k1", "action": "add", "cart_total": 20.0}
-    # Read uncommitted (at-least-once), an aborted transaction's records are events like
-    # any other; only a read_committed worker (exactly-once) leaves them out.
-    aborted = [_order("o-3", "tx-buyer", "2020-01-03", 500.0)] if guarantee == "exactly_once" else []
+    # Never delivered: the worker reads committed records only, whatever its guarantee.
+    aborted = [_order("o-3", "tx-buyer", "2020-01-03", 500.0)]
     ns = WorkerNamespace(kafka_bootstrap, unique_name("txin"), tmp_path, partitions=1, guarantee=guarantee)
     try:
         ns.start_worker()
@@ -49,12 +49,11 @@ def test_a_partition_ending_in_transaction_markers_holds_nothing_back(
             for event in in_transaction:
                 producer.send(ns.topics["orders"], key=event["customer_id"].encode(), value=orjson.dumps(event))
             producer.commit_transaction()
-            if aborted:
-                producer.begin_transaction()
-                for event in aborted:
-                    producer.send(ns.topics["orders"], key=event["customer_id"].encode(), value=orjson.dumps(event))
-                producer.flush()
-                producer.abort_transaction()
+            producer.begin_transaction()
+            for event in aborted:
+                producer.send(ns.topics["orders"], key=event["customer_id"].encode(), value=orjson.dumps(event))
+            producer.flush()
+            producer.abort_transaction()
         finally:
             producer.close()
         plain = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")

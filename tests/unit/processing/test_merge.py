@@ -191,3 +191,13 @@ def test_forget_starts_the_silence_over_as_at_a_new_assignment() -> None:
     quiet.nothing_before("carts/0", 3, quiet.epoch)  # the committed offset is 3
     assert not quiet.exhausted("carts/0", None, 31.9)
     assert quiet.exhausted("carts/0", None, 32.0)
+
+
+def test_records_found_past_the_first_unread_offset_are_not_looked_for_again_until_it_moves() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    assert quiet.worth_looking("carts/1", 40)
+    quiet.records_from("carts/1", 40, quiet.epoch)
+    assert not quiet.worth_looking("carts/1", 40)
+    assert quiet.worth_looking("carts/1", 43)  # read up to 42 since: what is past it?
+    quiet.forget()  # where reading resumes may have moved back
+    assert quiet.worth_looking("carts/1", 40)
