@@ -69,6 +69,9 @@ def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[st
         # An action from an aborted transaction (the playbook engine under exactly-once)
         # must never become an email.
         "isolation_level": "read_committed",
+        # Partitions added to the actions topic are assigned within 30 s, not kafka-python's
+        # 5 minutes (the worker's consumers do the same).
+        "metadata_max_age_ms": 30_000,
     }
 
 

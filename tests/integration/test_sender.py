@@ -204,3 +204,37 @@ def test_send_time_recheck_skips_customers_who_moved_on(make_namespace) -> None:
     assert ns.received_ids() == [still["action_id"]]
     assert ns.metric('segments_actions_skipped_total{reason="ordered_since_trigger"}') == 1
     assert ns.stop() == 0
+
+
+@pytest.mark.timeout(240)
+def test_partitions_added_to_the_actions_topic_are_read_without_a_restart(make_namespace) -> None:
+    """The group's leader sees the topic grow at its next metadata refresh (30 s at
+    most) and rejoins: the sender must come out of that rebalance assigned, not stay in
+    it (kafka-python 3.0.12 could: stream/clients/group_consumer.py)."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewPartitions
+
+    customers = [f"g{n}" for n in range(6)]
+    ns = make_namespace(contacts=_contacts(*customers))
+    before = [action_record(customer_id=customer) for customer in customers[:2]]
+    ns.start()
+    ns.produce("actions", before)
+    ns.wait_for(lambda: len(ns.received_ids()) == 2, 60, "the first two emails")
+
+    admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    try:
+        admin.create_partitions({ns.topics["actions"]: NewPartitions(total_count=4)})
+    finally:
+        admin.close()
+    after = [action_record(customer_id=customer) for customer in customers[2:]]
+    producer = KafkaProducer(bootstrap_servers=ns.bootstrap, acks="all")
+    try:
+        for partition, action in zip((2, 3, 2, 3), after):  # only on the new partitions
+            producer.send(ns.topics["actions"], key=action["customer_id"].encode(), value=orjson.dumps(action),
+                          partition=partition).get(timeout=30)
+    finally:
+        producer.close()
+    all_ids = {action["action_id"] for action in before + after}
+    ns.wait_for(lambda: set(ns.received_ids()) == all_ids, 90, "the emails of the actions on the new partitions")
+    assert Counter(ns.received_ids()) == Counter({action_id: 1 for action_id in all_ids})
+    assert ns.stop() == 0
