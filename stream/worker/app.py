@@ -85,8 +85,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         for tp, end in (await source_end_offsets(app, quiet)).items():
             input_quiet.confirmed(tp, now, end)
             first_unread = input_quiet.first_unread(tp, merger.last_offset.get(tp))
-            if first_unread is not None and first_unread >= end:
-                continue
             if first_unread is None:  # nothing taken since the start or the rebalance
                 first_unread = await resume_offset(app, intake_progress, tp)
             if first_unread >= end:
