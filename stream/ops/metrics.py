@@ -44,6 +44,7 @@ SPECS = [
     MetricSpec("segments_customers_tagged", "gauge", "Customers holding each tag, owned partitions.", ("tag",)),
     MetricSpec("segments_pending_timers", "gauge", "Customers with a scheduled time-caused re-evaluation.", ("partition",)),
     MetricSpec("segments_clock_ticks", "counter", "Clock ticks processed."),
+    MetricSpec("segments_intake_held_events", "gauge", "Valid input events the intake holds for its event-time merge, waiting for input partitions to catch up."),
     MetricSpec("segments_assigned_partitions", "gauge", "Partitions of the events topic this worker owns."),
     READY_SPEC,
     MetricSpec("segments_batch_duration_seconds", "histogram", "Time to process one batch of events and ticks, outputs and state delivered."),
@@ -126,6 +127,7 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
     for partition, partition_census in sorted(snapshot.censuses.items()):
         add("segments_pending_timers", [str(partition)], partition_census.timers)
     add("segments_clock_ticks", [], telemetry.ticks)
+    add("segments_intake_held_events", [], snapshot.held_events)
     add("segments_assigned_partitions", [], len(snapshot.clocks))
     add("segments_ready", [], 1 if snapshot.ready else 0)
     histogram = telemetry.batch_duration

@@ -40,6 +40,8 @@ class WorkerSnapshot:
     clocks: dict[int, int | None]
     censuses: dict[int, Census]
     telemetry: WorkerTelemetry = field(repr=False)
+    # Valid input events the intake's event-time merge holds back.
+    held_events: int = 0
 
     @property
     def census(self) -> Census:

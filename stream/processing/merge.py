@@ -34,6 +34,10 @@ class EventTimeMerger(Generic[Item]):
     def __len__(self) -> int:
         return self._held
 
+    def held_in(self, partition: Partition) -> int:
+        """How many events of ``partition`` are held."""
+        return len(self._queues.get(partition, ()))
+
     def clear(self) -> list[Item]:
         """Drop everything held and every partition's progress (after a rebalance the
         consumer reads all of them again from their committed offsets). Returns the
@@ -177,6 +181,19 @@ class InputQuiet:
         if asked_at <= quiet_from or first_unread is None or first_unread < end:
             return False
         return last_offset is not None or end == 0 or now - quiet_from >= self.idle_seconds
+
+    def describe(self, partition: Partition, last_offset: int | None, now: float) -> dict[str, object]:
+        """What the merge knows of ``partition``, for operators (/api/debug/offsets):
+        whether it counts as read to its end, and why not."""
+        asked_at, end = self.confirmed_end(partition)
+        return {
+            "read_to_end": self.exhausted(partition, last_offset, now),
+            "silent_seconds": round(now - self._silent_since(partition, now), 3),
+            "first_unread": self.first_unread(partition, last_offset),
+            "broker_end": end if asked_at else None,
+            "broker_end_asked_seconds_ago": round(now - asked_at, 3) if asked_at else None,
+            "records_found_from": self._records_from.get(partition),
+        }
 
     def forget(self) -> None:
         self.epoch += 1

@@ -326,7 +326,15 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         )
         probe.started = True
 
-    probe.progress_of = lambda tp: progress_of(tp).describe(tp)
+    def merge_state(tp: Any) -> dict[str, Any]:
+        if tp.topic not in input_names:
+            return {}
+        last_offset = merger.last_offset.get(tp)
+        return {"merge": {"held_events": merger.held_in(tp),
+                          **input_quiet.describe(tp, last_offset, time.monotonic())}}
+
+    probe.progress_of = lambda tp: {**progress_of(tp).describe(tp), **merge_state(tp)}
+    probe.held_events = lambda: len(merger)
 
     register_ops_endpoints(
         app, probe, customers_table=customers, sample_seconds=settings.sample_seconds,

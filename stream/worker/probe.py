@@ -51,6 +51,8 @@ class WorkerProbe:
         self.started = False
         # tp -> the agents' own account of it (stream/worker/offsets.py), set by the app.
         self.progress_of: Any = lambda tp: {}
+        # How many events the intake's event-time merge holds, set by the app.
+        self.held_events: Any = lambda: 0
 
     def _assignment(self) -> set[Any]:
         if not self.started:
@@ -75,6 +77,7 @@ class WorkerProbe:
             app_id=self.app.conf.id, group=self.app.conf.id, rules_version=self.rules.version,
             now_ms=time.time_ns() // 1_000_000, ready=self.ready(), offsets=offsets,
             clocks=clocks, censuses=censuses, telemetry=self.telemetry,
+            held_events=self.held_events() if self.started else 0,
         )
 
     def consumer_offsets(self) -> list[dict[str, Any]]:

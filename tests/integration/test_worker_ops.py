@@ -104,6 +104,7 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         assert metrics["segments_ready"][()] == 1
         assert len(metrics["segments_event_time_lag_seconds"]) == 4
         assert metrics["segments_batch_duration_seconds_count"][()] > 0
+        assert metrics["segments_intake_held_events"][()] == 0  # all processed: nothing held
 
         status, body = get(f"{ns.web_url}/api/overview")
         overview = orjson.loads(body)
@@ -134,6 +135,12 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         for row in rows:
             assert row["unfinished"] == 0 and row["unacked_messages"] == 0, row
             assert row["next_to_commit"] == row["committed"], row
+        # The input partitions: nothing held, every record taken up to the commit (the
+        # --until tick left a record on every one of them).
+        inputs = [row for row in orjson.loads(body)["partitions"] if row["topic"] == ns.topics["orders"]]
+        assert len(inputs) == 4
+        for row in inputs:
+            assert row["merge"]["held_events"] == 0 and row["merge"]["first_unread"] == row["committed"], row
     finally:
         ns.close()
 

@@ -74,3 +74,8 @@ def test_every_family_is_exposed_before_its_first_sample() -> None:
     families = {name.removesuffix("_total") for name in exported_metric_names() if not name.endswith(("_bucket", "_sum", "_count"))}
     assert families <= declared
     assert "segments_ready 0.0" in text
+
+
+def test_the_events_the_intake_holds_are_a_gauge() -> None:
+    assert parse(render_metrics(snapshot(held_events=17)))["segments_intake_held_events"] == {(): 17}
+    assert parse(render_metrics(snapshot()))["segments_intake_held_events"] == {(): 0}

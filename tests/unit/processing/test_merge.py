@@ -201,3 +201,25 @@ def test_records_found_past_the_first_unread_offset_are_not_looked_for_again_unt
     assert quiet.worth_looking("carts/1", 43)  # read up to 42 since: what is past it?
     quiet.forget()  # where reading resumes may have moved back
     assert quiet.worth_looking("carts/1", 40)
+
+
+def test_describe_says_why_a_partition_holds_the_others_back() -> None:
+    quiet = InputQuiet(QUIET, IDLE)
+    quiet.delivered("orders/0", 10.0)  # took offsets up to 4; 5 is a commit marker
+    assert quiet.describe("orders/0", 4, 10.1) == {
+        "read_to_end": False, "silent_seconds": 0.1, "first_unread": 5, "broker_end": None,
+        "broker_end_asked_seconds_ago": None, "records_found_from": None,
+    }
+    quiet.confirmed("orders/0", 10.5, 6)
+    assert quiet.describe("orders/0", 4, 10.6)["broker_end"] == 6
+    assert not quiet.describe("orders/0", 4, 10.6)["read_to_end"]
+    quiet.nothing_before("orders/0", 6, quiet.epoch)
+    assert quiet.describe("orders/0", 4, 10.6)["read_to_end"]
+
+
+def test_the_merger_says_how_many_events_each_partition_holds() -> None:
+    merger: EventTimeMerger[str] = EventTimeMerger()
+    merger.add("orders/0", 0, 100, "a")
+    merger.add("orders/0", 1, 200, "b")
+    merger.add("carts/0", 0, 150, "c")
+    assert (merger.held_in("orders/0"), merger.held_in("carts/0"), merger.held_in("opens/0")) == (2, 1, 0)
