@@ -3,13 +3,12 @@ rejoin still needed, and a pin on the kafka-python code that relies on."""
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from types import SimpleNamespace
 
 from kafka.coordinator.consumer import ConsumerCoordinator
 
 from stream.clients.group_consumer import finish_joins_left_in_flight
+from tests.support.pins import method_source_sha256
 
 
 def _member(join_task: object, rejoin_needed: bool = False) -> ConsumerCoordinator:
@@ -45,9 +44,6 @@ PINNED_JOIN = "f9b7d8038dabf04d5e43becb43a0c5e24627431d2395c06e12c6c2a805fdf8b5"
 def test_the_kafka_python_code_the_patch_relies_on_is_the_pinned_version() -> None:
     from kafka.coordinator import base
 
-    source = inspect.getsource(base)
-    start = source.index("    async def join_group_async(self, timeout_ms=None):")
-    end = source.index("\n    def ", start + 1)
-    assert hashlib.sha256(source[start:end].encode()).hexdigest() == PINNED_JOIN, (
+    assert method_source_sha256(base, "    async def join_group_async(self, timeout_ms=None):") == PINNED_JOIN, (
         "kafka-python's join_group_async changed: check stream/clients/group_consumer.py against it"
     )

@@ -5,13 +5,12 @@ code the patches were written against."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 
 import pytest
 
 from stream.worker import faust_patches
 from stream.worker.faust_patches import _DONE, reread_cleared_messages, rest_of, step
+from tests.support.pins import method_source_sha256
 
 
 def test_a_coroutine_that_never_waits_finishes_in_its_first_step() -> None:
@@ -126,10 +125,7 @@ PINNED = {
 def _source_hash(dotted: str) -> str:
     module_name, class_name, method_name = dotted.rsplit(".", 2)
     module = __import__(module_name, fromlist=[class_name])
-    source = inspect.getsource(module)  # the file: the class attribute may be patched already
-    start = source.index(f"    async def {method_name}(")
-    end = source.index("\n    def ", start + 1)
-    return hashlib.sha256(source[start:end].encode()).hexdigest()
+    return method_source_sha256(module, f"    async def {method_name}(")
 
 
 @pytest.mark.parametrize("dotted", sorted(PINNED))

@@ -3,11 +3,10 @@ wrapped fetcher notes, and a pin on the aiokafka code it wraps."""
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from types import SimpleNamespace
 
 from stream.worker.skipped_offsets import SkippedOffsets, noting_skips
+from tests.support.pins import method_source_sha256
 
 KEY = ("orders", 0, True)
 
@@ -95,9 +94,6 @@ PINNED_UNPACK = "b803e6d46480732c7a7faa8e784b338bcdd4e707ea67fba96c013654b04b8a0
 def test_the_wrapped_aiokafka_code_is_the_version_the_wrapper_was_written_for() -> None:
     from aiokafka.consumer import fetcher
 
-    source = inspect.getsource(fetcher)
-    start = source.index("    def _unpack_records(self):")
-    end = source.index("\n    def ", start + 1)
-    assert hashlib.sha256(source[start:end].encode()).hexdigest() == PINNED_UNPACK, (
+    assert method_source_sha256(fetcher, "    def _unpack_records(self):") == PINNED_UNPACK, (
         "aiokafka's PartitionRecords._unpack_records changed: check stream/worker/skipped_offsets.py against it"
     )
