@@ -1,10 +1,11 @@
 """Changes to faust (its consumer, and its table manager's start) that faust has no
 setting for, applied once per process (``stream_app`` does it): a shorter fetch wait and
-committed records only, message delivery without four tasks per message, the fetch fixes of
-stream/worker/fetch_fixes.py, the end offsets of stream/worker/exactly_once_recovery.py,
-no idle second at start, and aiokafka's fetcher remembering the offsets it steps over
-(stream/worker/skipped_offsets.py); and, per app, fetching again the messages faust throws out
-of its stream buffers after a rebalance (``reread_cleared_messages``).
+committed records only, message delivery without four tasks per message, the fetch
+fixes of stream/worker/fetch_fixes.py, the end offsets of
+stream/worker/exactly_once_recovery.py, no idle second at start, and aiokafka's fetcher
+remembering the offsets it steps over (stream/worker/skipped_offsets.py); and, per app,
+fetching again the messages faust throws out of its stream buffers after a rebalance
+(``reread_cleared_messages``).
 
 ``direct_delivery`` replaces faust's message loop with an edited copy; a unit test
 (tests/unit/worker/test_faust_patches.py) pins the source of the faust version it was
