@@ -34,11 +34,16 @@ demo: broker
 
 # The test suite starts its own broker (tests/support/brokers.py) unless
 # KAFKA_BOOTSTRAP_SERVERS is set; fetch the jars first so the download is visible.
+# TEST_PROCESSES pytest processes (pytest-xdist) share the tests, a file's tests staying
+# together; each process starts a broker of its own. Much of an integration test is
+# waiting on the broker and its processes, so two halve the time even on 2 cores.
+# TEST_PROCESSES=0 runs everything in one process.
+TEST_PROCESSES ?= 2
 test: setup
 ifeq ($(strip $(KAFKA_BOOTSTRAP_SERVERS)),)
 	$(BIN)/segments kafka fetch
 endif
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 unit: setup
 	$(BIN)/pytest tests/unit

@@ -16,7 +16,8 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Kafka broker for the whole test session (see tests/support/brokers.py)."""
+    """A real Kafka broker for the whole test session, one per pytest-xdist process (see
+    tests/support/brokers.py)."""
     with provide_broker(tmp_path_factory.mktemp("broker-home")) as bootstrap:
         # Child processes (workers, CLI commands) started by tests find the same broker.
         previous = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -14,6 +14,8 @@ Layout under the home folder (``$SEGMENTS_HOME`` or ``./.segments``)::
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -26,7 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import orjson
 
@@ -163,6 +165,23 @@ class LocalBroker:
         """Copy the broker's jars from Maven Central (through the local Maven repository)."""
         if self.jars_ready():
             return
+        # Brokers of several homes share the jar cache (the test suite's parallel workers
+        # start one each): one copies, the others wait and find the jars there.
+        with self._fetch_lock():
+            if not self.jars_ready():
+                self._copy_jars()
+
+    @contextlib.contextmanager
+    def _fetch_lock(self) -> Iterator[None]:
+        self.lib_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lib_dir.with_name(self.lib_dir.name + ".lock"), "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _copy_jars(self) -> None:
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError(

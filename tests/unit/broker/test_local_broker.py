@@ -101,3 +101,27 @@ def test_a_cluster_id_never_starts_like_an_option(monkeypatch) -> None:
     monkeypatch.setattr(local.uuid, "uuid4", lambda: next(draws))
     cluster_id = local.new_cluster_id()
     assert cluster_id == "EAAAAAAAAAAAAAAAAAAAAA" and len(cluster_id) == 22
+
+
+def test_brokers_sharing_a_jar_cache_copy_the_jars_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test suite's parallel processes start a broker each, all at once, on one cache."""
+    import threading
+    import time
+
+    lib_dir = tmp_path / "cache" / "lib"
+    copies: list[str] = []
+
+    def slow_copy(broker: LocalBroker) -> None:
+        copies.append(broker.home.name)
+        time.sleep(0.3)  # the others ask meanwhile
+        lib_dir.mkdir(parents=True)
+        (lib_dir / ".complete").write_text(local.KAFKA_VERSION)
+
+    monkeypatch.setattr(LocalBroker, "_copy_jars", slow_copy)
+    brokers = [LocalBroker(home=tmp_path / f"home{n}", lib_dir=lib_dir) for n in range(3)]
+    threads = [threading.Thread(target=broker.fetch) for broker in brokers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(copies) == 1 and all(broker.jars_ready() for broker in brokers)

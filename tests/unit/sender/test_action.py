@@ -32,17 +32,20 @@ def test_records_not_for_the_sender_are_ignored_with_their_reason(changes: dict,
 @pytest.mark.parametrize(
     "raw",
     [
-        b"not json",
-        b"[1, 2]",
-        b"null",
-        None,
-        orjson.dumps({**action_record(), "action_id": "act-123"}),
-        orjson.dumps({**action_record(), "not_before": "tomorrow"}),
-        orjson.dumps({**action_record(), "expires_at": "2024-03-01T10:00:00"}),  # no offset
-        orjson.dumps({**action_record(), "recheck": ["moon_phase"]}),
-        orjson.dumps({**action_record(), "holdout": "no"}),
-        orjson.dumps({**action_record(), "trigger": "At Risk"}),
-        orjson.dumps({key: value for key, value in action_record().items() if key != "customer_id"}),
+        pytest.param(b"not json", id="not-json"),
+        pytest.param(b"[1, 2]", id="array"),
+        pytest.param(b"null", id="null"),
+        pytest.param(None, id="no-value"),
+        # The records hold the current time: ids of their own keep test ids stable (xdist
+        # workers must collect the same tests).
+        pytest.param(orjson.dumps({**action_record(), "action_id": "act-123"}), id="short-action-id"),
+        pytest.param(orjson.dumps({**action_record(), "not_before": "tomorrow"}), id="not-before-not-a-time"),
+        pytest.param(orjson.dumps({**action_record(), "expires_at": "2024-03-01T10:00:00"}), id="expires-without-offset"),
+        pytest.param(orjson.dumps({**action_record(), "recheck": ["moon_phase"]}), id="unknown-recheck"),
+        pytest.param(orjson.dumps({**action_record(), "holdout": "no"}), id="holdout-not-a-bool"),
+        pytest.param(orjson.dumps({**action_record(), "trigger": "At Risk"}), id="trigger-not-an-object"),
+        pytest.param(orjson.dumps({key: value for key, value in action_record().items() if key != "customer_id"}),
+                     id="no-customer-id"),
     ],
 )
 def test_malformed_records_are_ignored_never_raised(raw: bytes | None) -> None:
