@@ -39,7 +39,7 @@ SAMPLES_NOTE = "no commit times from __consumer_offsets: the time since the last
 @click.option("--window", type=click.IntRange(min=1), default=10, show_default=True, help="Samples the status is evaluated over in --watch mode.")
 @click.option("--stop-after", type=click.FloatRange(min=0), default=300.0, show_default=True, help="STOP when a lagging partition has had no commit for longer than this (seconds).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document per evaluation instead of a table.")
-@click.option("--all", "show_all", is_flag=True, help="Also list assigned partitions the group never committed (e.g. faust's table changelogs).")
+@click.option("--all", "show_all", is_flag=True, help="Also list partitions the group never committed that have no lag (e.g. faust's table changelogs, empty input partitions).")
 @click.pass_obj
 def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: float, watch: bool, window: int,
         stop_after: float, as_json: bool, show_all: bool) -> None:
@@ -55,12 +55,13 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
     Exit code 0 when all OK, 1 for WARN, 2 for STALL, STOP or ERR.
     """
     from stream.clients.lag import CommitLog, GroupOffsetsReader
-    from stream.ops.groups import engine_groups
+    from stream.ops.groups import engine_group_sources
 
     try:
-        configured = engine_groups(context.config_file)
+        sources = engine_group_sources(context.config_file)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    configured = list(sources)
     kafka = context.kafka_settings()
     size = window if watch else samples
     reader = GroupOffsetsReader(kafka)
@@ -77,7 +78,7 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
 
     def sample_all() -> None:
         for name in names:
-            history[name].append(reader.snapshot(name))
+            history[name].append(reader.snapshot(name, sources.get(name, ())))
 
     def evaluate() -> list[GroupEvaluation]:
         if not reader.unreachable:
@@ -164,6 +165,7 @@ def to_json(evaluations: Sequence[GroupEvaluation], *, stop_after: float, interv
                 "committed": latest.committed,
                 "end": latest.end,
                 "start": latest.start,
+                "unread_from": latest.unread_from,
                 "lag": result.lag,
                 "lags": [sample.lag for sample in item.samples],
                 "owner": None if item.owner is None else {
@@ -211,7 +213,7 @@ def render(evaluations: Sequence[GroupEvaluation], *, show_all: bool, commit_log
     for evaluation in evaluations:
         for item in evaluation.partitions:
             latest, result = item.latest, item.result
-            if latest.committed is None and latest.error is None and not show_all:
+            if latest.committed is None and latest.error is None and not result.lag and not show_all:
                 hidden += 1
                 continue
             table.add_row(
@@ -221,7 +223,7 @@ def render(evaluations: Sequence[GroupEvaluation], *, show_all: bool, commit_log
             )
     lines: list[Any] = [table]
     if hidden:
-        lines.append(Text(f"{hidden} assigned partition(s) without a committed offset not shown (--all shows them).", style="dim"))
+        lines.append(Text(f"{hidden} partition(s) without a committed offset or lag not shown (--all shows them).", style="dim"))
     for evaluation in evaluations:
         total = f"{evaluation.lag():,}" if evaluation.partitions else "-"
         detail = f"state {evaluation.state or 'unknown'}, {evaluation.members} member(s), total lag {total}"

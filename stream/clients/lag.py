@@ -57,8 +57,12 @@ class GroupOffsetsReader:
         except KafkaError:
             return None
 
-    def snapshot(self, group: str) -> GroupSnapshot:
-        """One sample of ``group``; a failure becomes the snapshot's ``error``, never an exception."""
+    def snapshot(self, group: str, sources: Iterable[str] = ()) -> GroupSnapshot:
+        """One sample of ``group``; a failure becomes the snapshot's ``error``, never an exception.
+
+        ``sources``: the topics the group reads from (its consumers start at the log start
+        of a partition they never committed), so their partitions count lag before the
+        group's first commit there."""
         try:
             admin = self._client()
             self.unreachable = False
@@ -82,11 +86,30 @@ class GroupOffsetsReader:
             return GroupSnapshot(group, time.time(), owners=owners, state=state, members=members,
                                  error=f"committed offsets unreadable: {_describe(error)}")
         committed = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-        partitions = set(committed) | set(owners or {})
+        source_partitions = self._partitions_of(admin, sources)
+        partitions = set(committed) | set(owners or {}) | source_partitions
         ends, errors = self._log_offsets(admin, partitions, OffsetSpec.LATEST)
         starts, _ = self._log_offsets(admin, set(ends), OffsetSpec.EARLIEST)
         return GroupSnapshot(group, time.time(), committed=committed, ends=ends, starts=starts, owners=owners,
-                             state=state, members=members, errors=errors)
+                             state=state, members=members, errors=errors, sources=frozenset(source_partitions))
+
+    @staticmethod
+    def _partitions_of(admin: KafkaAdminClient, topics: Iterable[str]) -> set[TP]:
+        """The partitions of those of ``topics`` that exist (none, if the broker won't say:
+        the committed offsets still count)."""
+        names = sorted(set(topics))
+        if not names:
+            return set()
+        try:
+            described = admin.describe_topics(names)
+        except KafkaError as error:
+            log.info("cannot describe topics %s: %s", names, error)
+            return set()
+        return {
+            (topic["name"], partition["partition_index"])
+            for topic in described if topic.get("error_code") == 0
+            for partition in topic.get("partitions") or []
+        }
 
     @staticmethod
     def _log_offsets(admin: KafkaAdminClient, partitions: Iterable[TP], spec: OffsetSpec) -> tuple[dict[TP, int], dict[TP, str]]:

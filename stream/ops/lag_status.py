@@ -31,11 +31,15 @@ needs lag to *grow* at every step (Burrow: to never shrink); there is no ``REWIN
 
 A partition a member owns but the group never committed (faust's table changelogs,
 which the worker tracks itself; a consumer that has not committed yet) has no lag and
-counts as ``OK``.
+counts as ``OK``. Except a partition of a topic the group reads from (a *source*: the
+worker's input topics, say), which the group's consumers start reading at the log start
+when they have no committed offset: its lag counts from there (``unread_from``), so
+events on an input topic the worker never committed are lag too. Such a partition with
+lag > 0 is ``STOP`` when no live member owns it; owned, it is ``OK`` (not committed yet).
 
 The group's status is its worst partition's, in the order ERR > STOP > STALL > WARN >
 OK; a group with no committed offsets and no assigned partitions is ``ERR`` (a wrong
-group id, or a group that never ran). :func:`exit_code`: 0 when everything is OK, 1 when
+group id, or a group that never ran), its source partitions listed with their lag. :func:`exit_code`: 0 when everything is OK, 1 when
 the worst is WARN, 2 for STALL, STOP or ERR.
 """
 
@@ -72,11 +76,15 @@ class Sample:
     start: int | None = None
     # Why the offsets could not be read; None when they could.
     error: str | None = None
+    # A source partition the group never committed: where its consumers will start.
+    unread_from: int | None = None
 
     @property
     def lag(self) -> int | None:
-        if self.committed is None or self.end is None:
+        if self.end is None:
             return None
+        if self.committed is None:
+            return None if self.unread_from is None else max(0, self.end - self.unread_from)
         return self.end - self.committed
 
     @property
@@ -146,7 +154,7 @@ def evaluate_partition(
     if latest.end is None:
         return PartitionStatus(Status.ERR, "log-end offset unreadable", None)
     if latest.committed is None:
-        return PartitionStatus(Status.OK, "never committed by the group", None)
+        return _never_committed(latest, owned)
     lag = latest.lag
     if latest.committed > latest.end:
         return PartitionStatus(Status.ERR, f"committed offset {latest.committed} is beyond the log end {latest.end}", lag)
@@ -186,6 +194,20 @@ def evaluate_partition(
     return PartitionStatus(Status.OK, "consuming", lag, age)
 
 
+def _never_committed(latest: Sample, owned: bool | None) -> PartitionStatus:
+    lag = latest.lag
+    if latest.unread_from is None:
+        return PartitionStatus(Status.OK, "never committed by the group", None)
+    if not lag:
+        return PartitionStatus(Status.OK, "never committed by the group; nothing to read", lag)
+    if owned is False:
+        return PartitionStatus(
+            Status.STOP, f"never committed by the group, {lag} record(s) to read from offset {latest.unread_from}; "
+            "no live member of the group owns the partition", lag,
+        )
+    return PartitionStatus(Status.OK, "not committed by the group yet", lag)
+
+
 @dataclass(frozen=True)
 class Owner:
     """The group member that owns a partition."""
@@ -215,9 +237,18 @@ class GroupSnapshot:
     errors: Mapping[TP, str] = field(default_factory=dict)
     # The whole group could not be read (its committed offsets): every partition is ERR.
     error: str | None = None
+    # The partitions of the topics the group reads from, as far as known: without a
+    # committed offset, its consumers start at the log start.
+    sources: frozenset[TP] = frozenset()
 
     def partitions(self) -> set[TP]:
-        return set(self.committed) | set(self.owners or {}) | set(self.errors)
+        return set(self.committed) | set(self.owners or {}) | set(self.errors) | set(self.sources)
+
+    def unread_from(self, tp: TP) -> int | None:
+        """Where the group starts reading ``tp``, a source partition it never committed."""
+        if tp in self.committed or tp not in self.sources:
+            return None
+        return self.starts.get(tp)
 
 
 @dataclass(frozen=True)
@@ -281,7 +312,7 @@ def evaluate_group(
     evaluations = []
     for tp in sorted(latest.partitions()):
         samples = tuple(
-            Sample(s.at, s.committed.get(tp), s.ends.get(tp), s.starts.get(tp), s.errors.get(tp))
+            Sample(s.at, s.committed.get(tp), s.ends.get(tp), s.starts.get(tp), s.errors.get(tp), s.unread_from(tp))
             for s in window
             if s.error is None
         )
@@ -297,10 +328,11 @@ def evaluate_group(
         result = evaluate_partition(samples, owned=owned, commit_age=age, stop_after=stop_after)
         evaluations.append(PartitionEvaluation(tp[0], tp[1], samples, owner, result))
 
-    if not evaluations:
+    if not latest.committed and not latest.owners:
+        # Its source partitions, if any, are listed with what waits there.
         return GroupEvaluation(
             latest.group, Status.ERR, "no committed offsets and no assigned partitions (wrong group id, or it never ran?)",
-            latest.at, latest.state, latest.members, (), source,
+            latest.at, latest.state, latest.members, tuple(evaluations), source,
         )
     worst = max(evaluations, key=lambda e: e.result.status)
     status = worst.result.status

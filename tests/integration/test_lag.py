@@ -230,15 +230,27 @@ def test_worker_lag_rises_while_it_is_stopped_and_drains_after_restart(kafka_boo
         assert ns.stop_worker() == 0
         ns.cli("replay", str(files[1]))
         code, stopped = lag_json(kafka_bootstrap, config=ns.config)
-        ns.cli("replay", str(files[2]))
+        # Carts arrive too: the worker never committed that topic (it had nothing there),
+        # so its partitions have lag counted from the log start.
+        carts = [
+            {"event_id": f"cart-{n}", "type": "cart", "customer_id": order["customer_id"], "occurred_at": order["occurred_at"],
+             "cart_id": f"c-{n}", "action": "add", "cart_total": 12.5}
+            for n, order in enumerate(batches[2][:7])
+        ]
+        write_jsonl(carts, tmp_path / "carts.jsonl")
+        ns.cli("replay", str(files[2]), str(tmp_path / "carts.jsonl"))
         code_later, later = lag_json(kafka_bootstrap, config=ns.config)
         for status_code, doc in [(code, stopped), (code_later, later)]:
             [group] = doc["groups"]
             assert status_code == 2 and group["status"] == "STOP" and group["members"] == 0, doc
             lagging = [p for p in group["partitions"] if (p["lag"] or 0) > 0]
-            assert lagging and all(p["status"] == "STOP" and p["topic"] == ns.topics["orders"] for p in lagging)
+            assert lagging and all(p["status"] == "STOP" for p in lagging), lagging
+        assert {p["topic"] for p in partitions_of(stopped, ns.prefix) if (p["lag"] or 0) > 0} == {ns.topics["orders"]}
         assert stopped["groups"][0]["lag"] == len(batches[1])
-        assert later["groups"][0]["lag"] == stopped["groups"][0]["lag"] + len(batches[2])
+        lagging_carts = [p for p in partitions_of(later, ns.prefix) if p["topic"] == ns.topics["carts"] and p["lag"]]
+        assert lagging_carts and all(p["committed"] is None and p["unread_from"] == 0 for p in lagging_carts), lagging_carts
+        assert sum(p["lag"] for p in lagging_carts) == len(carts)
+        assert later["groups"][0]["lag"] == stopped["groups"][0]["lag"] + len(batches[2]) + len(carts)
 
         ns.start_worker()
         deadline = time.monotonic() + 240
@@ -254,5 +266,6 @@ def test_worker_lag_rises_while_it_is_stopped_and_drains_after_restart(kafka_boo
         assert code == 0 and group["status"] == "OK" and group["lag"] == 0 and group["members"] == 1, document
         committed = {(p["topic"], p["partition"]): p["committed"] for p in group["partitions"] if p["topic"] == ns.topics["orders"]}
         assert sum(committed.values()) == len(orders)
+        assert sum(p["committed"] or 0 for p in group["partitions"] if p["topic"] == ns.topics["carts"]) == len(carts)
     finally:
         ns.close()

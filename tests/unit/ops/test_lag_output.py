@@ -46,7 +46,7 @@ def test_the_table_hides_never_committed_partitions_unless_asked() -> None:
     console.print(render([evaluation], show_all=False, commit_log_error=None))
     text = console.export_text()
     assert "faust-0.15.3@10.0.0.7" in text and "STALL" in text and "customers-changelog" not in text
-    assert "1 assigned partition(s) without a committed offset not shown" in text
+    assert "1 partition(s) without a committed offset or lag not shown" in text
     console = Console(width=200, record=True)
     console.print(render([evaluation], show_all=True, commit_log_error=None))
     assert "customers-changelog" in console.export_text()

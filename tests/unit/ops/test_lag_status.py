@@ -263,6 +263,57 @@ def test_assigned_partitions_without_commits_are_listed_and_ok() -> None:
     assert [(p.topic, p.latest.committed, p.result.status) for p in result.partitions] == [("in", 4, Status.OK), ("in-changelog", None, Status.OK)]
 
 
+def test_a_source_partition_never_committed_has_lag_from_the_log_start() -> None:
+    # The worker stopped before it ever committed `carts`; events arrived there since.
+    carts, orders = ("carts", 0), ("orders", 0)
+    history = [
+        GroupSnapshot("g", 1000.0 + index, committed={orders: 10}, ends={orders: 10, carts: 7}, starts={orders: 0, carts: 2},
+                      owners={}, state="Empty", members=0, sources=frozenset({carts, orders}))
+        for index in range(2)
+    ]
+    result = evaluate_group(history, stop_after=STOP_AFTER, last_commits={orders: 999.0})
+    by_topic = {p.topic: p for p in result.partitions}
+    assert by_topic["carts"].result.status is Status.STOP and by_topic["carts"].result.lag == 5
+    assert "never committed" in by_topic["carts"].result.reason and "offset 2" in by_topic["carts"].result.reason
+    assert by_topic["orders"].result.status is Status.OK
+    assert result.status is Status.STOP and result.lag() == 5
+
+
+def test_a_source_partition_never_committed_is_ok_when_empty_or_owned() -> None:
+    carts = ("carts", 0)
+
+    def evaluated(end: int, owners: dict) -> object:
+        snapshot = GroupSnapshot("g", 1000.0, ends={carts: end}, starts={carts: 3}, owners=owners, state="Stable",
+                                 members=1, sources=frozenset({carts}))
+        return evaluate_group([snapshot], stop_after=STOP_AFTER, last_commits={}).partitions[0].result
+
+    empty = evaluated(3, {})
+    assert empty.status is Status.OK and empty.lag == 0
+    owned = evaluated(9, {carts: OWNER})
+    assert owned.status is Status.OK and owned.lag == 6 and owned.reason == "not committed by the group yet"
+
+
+def test_a_group_that_never_ran_is_err_and_lists_what_waits_on_its_sources() -> None:
+    carts = ("carts", 0)
+    snapshot = GroupSnapshot("g", 1000.0, ends={carts: 4}, starts={carts: 0}, owners={}, state="Dead",
+                             sources=frozenset({carts}))
+    result = evaluate_group([snapshot], stop_after=STOP_AFTER, last_commits={})
+    assert result.status is Status.ERR and "never ran" in result.reason
+    assert [(p.topic, p.result.lag, p.result.status) for p in result.partitions] == [("carts", 4, Status.STOP)]
+    assert result.lag() == 4
+
+
+def test_only_source_partitions_count_lag_without_a_commit() -> None:
+    changelog = ("customers-changelog", 0)
+    snapshot = GroupSnapshot("g", 1000.0, ends={changelog: 50}, starts={changelog: 0}, owners={}, state="Empty", members=0)
+    result = evaluate_group([snapshot], stop_after=STOP_AFTER)
+    assert result.status is Status.ERR  # nothing committed, nothing assigned, no sources: as before
+    snapshot = GroupSnapshot("g", 1000.0, ends={changelog: 50}, starts={changelog: 0}, owners={changelog: OWNER},
+                             state="Stable", members=1)
+    [partition] = evaluate_group([snapshot], stop_after=STOP_AFTER).partitions
+    assert partition.result.status is Status.OK and partition.result.lag is None
+
+
 # Exit codes
 
 
