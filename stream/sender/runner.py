@@ -14,7 +14,10 @@ by its timeout) never costs the group membership.
 
 Re-checks need profiles at least as fresh as the action: an action read at wall time T
 is sent only once the profile partitions were read up to their end offsets taken after
-T. A profile written before the action was read is then always seen first.
+T. A profile written before the action was read is then always seen first. Partitions
+added to ``customer-profiles`` are read from their beginning once the consumer's
+metadata has them (``metadata_refresh_seconds``, 30), without a restart; a profile
+written to such a partition before then can be missed by a re-check.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ class _CatchUp:
     last_progress: float
 
 
+def metadata_max_age_ms(settings: SenderSettings) -> int:
+    return int(settings.metadata_refresh_seconds * 1000)
+
+
 def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[str, Any]:
     """How the sender's consumer of the actions topic joins its group and reads."""
     return {
@@ -69,9 +76,9 @@ def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[st
         # An action from an aborted transaction (the playbook engine under exactly-once)
         # must never become an email.
         "isolation_level": "read_committed",
-        # Partitions added to the actions topic are assigned within 30 s, not kafka-python's
-        # 5 minutes (the worker's consumers do the same).
-        "metadata_max_age_ms": 30_000,
+        # Partitions added to the actions topic are assigned within metadata_refresh_seconds
+        # (30 s), not kafka-python's 5 minutes (the worker's consumers do the same).
+        "metadata_max_age_ms": metadata_max_age_ms(settings),
     }
 
 
@@ -124,16 +131,29 @@ class Sender:
         # Not at construction: kafka-python can hang in a rebalance a just-created
         # actions topic triggers (stream/clients/group_consumer.py).
         subscribe_when_known(self._actions, topics.actions)
-        self._profiles = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", **common)
-        assigned = [TopicPartition(topics.customer_profiles, p) for p in sorted(partitions_of(self._profiles, topics.customer_profiles))]
-        self._profiles.assign(assigned)
-        stored = self.ledger.profile_offsets(topics.customer_profiles)
-        beginning = [tp for tp in assigned if tp.partition not in stored]
+        self._profiles = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed",
+                                       metadata_max_age_ms=metadata_max_age_ms(self.settings), **common)
+        self._read_profile_partitions(partitions_of(self._profiles, topics.customer_profiles))
+
+    def _read_profile_partitions(self, partitions: set[int]) -> None:
+        """Add these customer-profiles partitions to those read: from the offset the
+        ledger stored for each, else from its beginning."""
+        topic = self.settings.topics.customer_profiles
+        assigned = set(self._profiles.assignment())  # type: ignore[union-attr]
+        added = [tp for tp in (TopicPartition(topic, partition) for partition in sorted(partitions)) if tp not in assigned]
+        if not added:
+            return
+        if assigned:
+            log.info("reading the partitions %s added to %s", [tp.partition for tp in added], topic)
+        # kafka-python keeps the positions of the partitions it already had.
+        self._profiles.assign(sorted(assigned | set(added)))  # type: ignore[union-attr]
+        stored = self.ledger.profile_offsets(topic)
+        beginning = [tp for tp in added if tp.partition not in stored]
         if beginning:
-            self._profiles.seek_to_beginning(*beginning)
-        for tp in assigned:
+            self._profiles.seek_to_beginning(*beginning)  # type: ignore[union-attr]
+        for tp in added:
             if tp.partition in stored:
-                self._profiles.seek(tp, stored[tp.partition])
+                self._profiles.seek(tp, stored[tp.partition])  # type: ignore[union-attr]
 
     def close(self) -> None:
         for close in (self.transport.close,
@@ -221,6 +241,10 @@ class Sender:
         if self._catch_up is None:
             if newest is None or newest < self.profiles_seen_until:
                 return
+            # As the consumer's metadata has them now: partitions added since are read too.
+            self._read_profile_partitions(
+                self._profiles.partitions_for_topic(self.settings.topics.customer_profiles) or set()  # type: ignore[union-attr]
+            )
             partitions = list(self._profiles.assignment())  # type: ignore[union-attr]
             taken_at = self.clock()
             try:

@@ -84,6 +84,9 @@ class SenderSettings(BaseModel):
     poll_seconds: float = Field(0.5, gt=0, le=60)
     # Most actions sent before the loop reads Kafka again.
     send_batch: int = Field(100, ge=1)
+    # How old the view of the actions' and profiles' partitions may get (Kafka's
+    # metadata.max.age.ms): partitions added to either topic are read within this long.
+    metadata_refresh_seconds: float = Field(30.0, gt=0, le=300)
 
     @field_validator("recipient_pattern")
     @classmethod

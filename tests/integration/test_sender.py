@@ -3,6 +3,7 @@ loopback, SIGKILL for crashes. Action records are produced directly with kafka-p
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,14 +209,14 @@ def test_send_time_recheck_skips_customers_who_moved_on(make_namespace) -> None:
 
 @pytest.mark.timeout(240)
 def test_partitions_added_to_the_actions_topic_are_read_without_a_restart(make_namespace) -> None:
-    """The group's leader sees the topic grow at its next metadata refresh (30 s at
-    most) and rejoins: the sender must come out of that rebalance assigned, not stay in
+    """The group's leader sees the topic grow at its next metadata refresh
+    (metadata_refresh_seconds) and rejoins: the sender must come out of that rebalance assigned, not stay in
     it (kafka-python 3.0.12 could: stream/clients/group_consumer.py)."""
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewPartitions
 
     customers = [f"g{n}" for n in range(6)]
-    ns = make_namespace(contacts=_contacts(*customers))
+    ns = make_namespace(contacts=_contacts(*customers), extra="metadata_refresh_seconds = 2")
     before = [action_record(customer_id=customer) for customer in customers[:2]]
     ns.start()
     ns.produce("actions", before)
@@ -237,4 +238,40 @@ def test_partitions_added_to_the_actions_topic_are_read_without_a_restart(make_n
     all_ids = {action["action_id"] for action in before + after}
     ns.wait_for(lambda: set(ns.received_ids()) == all_ids, 90, "the emails of the actions on the new partitions")
     assert Counter(ns.received_ids()) == Counter({action_id: 1 for action_id in all_ids})
+    assert ns.stop() == 0
+
+
+@pytest.mark.timeout(180)
+def test_partitions_added_to_the_profiles_topic_are_read_without_a_restart(make_namespace) -> None:
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewPartitions
+
+    ns = make_namespace(contacts=_contacts("first", "moved"), extra="metadata_refresh_seconds = 1")
+    ns.start()
+    first = action_record(customer_id="first")
+    ns.produce("actions", [first])
+    ns.wait_for(lambda: ns.received_ids() == [first["action_id"]], 60, "the first email")
+
+    admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    try:
+        admin.create_partitions({ns.topics["customer_profiles"]: NewPartitions(total_count=4)})
+    finally:
+        admin.close()
+    now = datetime.now(UTC)
+    trigger_at = now - timedelta(hours=2)
+    # Only on a new partition: the customer left the segment the win-back was for.
+    moved = profile_record(customer_id="moved", as_of=now, segment="Lost", last_order_at=trigger_at - timedelta(days=300))
+    producer = KafkaProducer(bootstrap_servers=ns.bootstrap, acks="all")
+    try:
+        producer.send(ns.topics["customer_profiles"], key=b"moved", value=orjson.dumps(moved), partition=3).get(timeout=30)
+    finally:
+        producer.close()
+    time.sleep(4)  # the sender's metadata is at most 1 s old, refreshed as it polls (every 0.2 s)
+    win_back = action_record(customer_id="moved", recheck=["left_trigger_segment"], trigger_at=trigger_at, to="At Risk")
+    ns.produce("actions", [win_back])
+    ns.wait_for(lambda: ns.states().get(win_back["action_id"]) in TERMINAL, 60, "the win-back's outcome")
+    assert ns.states()[win_back["action_id"]] == "skipped", ns.log.read_text()[-3000:]
+    assert ns.ledger()[win_back["action_id"]]["reason"] == "left_trigger_segment"
+    assert ns.received_ids() == [first["action_id"]]
+    assert "reading the partitions [2, 3] added to" in ns.log.read_text()
     assert ns.stop() == 0
