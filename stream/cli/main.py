@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "demo": "stream.cli.demo:demo",
     "kafka": "stream.cli.broker:kafka_group",
     "lag": "stream.cli.lag:lag",
+    "ledger": "stream.cli.ledger:ledger_group",
     "playbooks": "stream.cli.playbooks:playbooks_group",
     "profile": "stream.cli.snapshot:profile_command",
     "replay": "stream.cli.replay:replay",

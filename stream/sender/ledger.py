@@ -10,7 +10,8 @@ action"):
    only moment a server can accept the message;
 3. ``sent`` is written right after the 250 reply;
 4. a row found ``sending`` at start-up becomes ``unknown``, never ``pending``: the
-   message may have been accepted, so it is not sent again.
+   message may have been accepted, so it is not sent again. Only an operator, with the
+   mail server's logs in hand, settles it (:meth:`Ledger.resolve`, ``segments ledger``).
 
 WAL mode with ``synchronous=FULL``: every commit is on disk before it returns (a
 process crash *and* a power cut keep it), and the tests can read the ledger while the
@@ -30,6 +31,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -51,6 +53,20 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
     SENDING: frozenset({SENT, PENDING, FAILED, UNKNOWN}),
     **{state: frozenset() for state in TERMINAL},
 }
+
+
+# What an operator may settle an ``unknown`` action as, once the mail server's logs say
+# whether it accepted the message (``segments ledger resolve``): sent; failed (never sent);
+# pending, to send it (again) at the sender's next round.
+RESOLUTIONS: dict[str, str] = {"sent": SENT, "failed": FAILED, "resend": PENDING}
+# Terminal states ``segments ledger prune`` may delete; ``unknown`` rows wait for a resolution.
+PRUNABLE = frozenset({SENT, SKIPPED, EXPIRED, FAILED})
+
+
+def prunable(state: str, expires_at: float, cutoff: float) -> bool:
+    """A row may go once its action expired before ``cutoff``: read again from Kafka
+    (a reset group, a replayed topic), the action is then recorded as expired, never sent."""
+    return state in PRUNABLE and expires_at < cutoff
 
 
 class LedgerError(Exception):
@@ -192,6 +208,40 @@ class Ledger:
         value = self._db.execute("SELECT MAX(consumed_at) FROM actions WHERE state = ?", (PENDING,)).fetchone()[0]
         return None if value is None else float(value)
 
+    def resolve(self, action_id: str, resolution: str, *, note: str, now: float | None = None) -> str:
+        """An operator's word on an ``unknown`` action (``RESOLUTIONS``); returns the new state."""
+        target = RESOLUTIONS[resolution]
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE actions SET state = ?, reason = ?, next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,"
+                " updated_at = ? WHERE action_id = ? AND state = ?",
+                (target, f"resolved: {note}", target == PENDING, now, now, action_id, UNKNOWN),
+            )
+            if cursor.rowcount != 1:
+                current = db.execute("SELECT state FROM actions WHERE action_id = ?", (action_id,)).fetchone()
+                raise LedgerError(f"{action_id}: " + ("not in the ledger" if current is None else f"{current[0]}, not unknown"))
+        return target
+
+    def prune(self, cutoff: float, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete the rows :func:`prunable` before ``cutoff`` (seconds since the epoch);
+        returns how many per state."""
+        placeholders = ",".join("?" * len(PRUNABLE))
+        doomed: list[tuple[str, str]] = []
+        for action_id, state, record in self._db.execute(
+            f"SELECT action_id, state, record FROM actions WHERE state IN ({placeholders})", tuple(sorted(PRUNABLE)),
+        ):
+            expires_at = _expires_at(record)
+            if expires_at is not None and prunable(state, expires_at, cutoff):
+                doomed.append((action_id, state))
+        if not dry_run:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM actions WHERE action_id = ? AND state = ?", doomed)
+        counts: dict[str, int] = {}
+        for _, state in doomed:
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
     def get(self, action_id: str) -> Row | None:
         values = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM actions WHERE action_id = ?", (action_id,)).fetchone()
         return None if values is None else _row(values)
@@ -243,6 +293,15 @@ class Ledger:
     def profile_offsets(self, topic: str) -> dict[int, int]:
         return {partition: offset for partition, offset in self._db.execute(
             "SELECT partition, next_offset FROM profile_offsets WHERE topic = ?", (topic,))}
+
+
+def _expires_at(record: bytes) -> float | None:
+    """The stored action's ``expires_at`` (None if unreadable: such a row is kept)."""
+    try:
+        text = orjson.loads(record).get("expires_at")
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return None
 
 
 class _Tx:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from stream.sender.action import Action, decode_action
-from stream.sender.eligibility import decode_profile
+from stream.sender.eligibility import Expired, decode_profile, timing
 from stream.sender.ledger import (EXPIRED, FAILED, PENDING, SENDING, SENT, SKIPPED, STATES, TERMINAL, TRANSITIONS, UNKNOWN, Ledger,
                                   LedgerError, allowed)
 from tests.unit.sender.helpers import action_record, encoded, profile_record
@@ -112,3 +112,53 @@ def test_profiles_keep_the_newest_and_their_offsets(tmp_path: Path) -> None:
     assert reopened.profile("cust-1").segment == "Lost"  # type: ignore[union-attr]
     reopened.store_profiles("profiles", [("cust-1", None)], {0: 7})  # a tombstone
     assert reopened.profile("cust-1") is None and reopened.profile_offsets("profiles")[0] == 7
+
+
+def test_an_unknown_action_is_resolved_once_and_only_from_unknown(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    lost, sent, resend = _action(), _action(), _action()
+    ledger.record_consumed([(lost, "t:0:0"), (sent, "t:0:1"), (resend, "t:0:2")], now=100.0)
+    for action in (lost, sent, resend):
+        ledger.transition(action.action_id, PENDING, SENDING)
+    assert sorted(ledger.recover_in_flight(now=200.0)) == sorted(a.action_id for a in (lost, sent, resend))
+    assert ledger.resolve(lost.action_id, "failed", note="rejected in the relay's log", now=300.0) == FAILED
+    assert ledger.resolve(sent.action_id, "sent", note="250 in the relay's log", now=300.0) == SENT
+    assert ledger.resolve(resend.action_id, "resend", note="never reached the relay", now=300.0) == PENDING
+    row = ledger.get(resend.action_id)
+    assert row.reason == "resolved: never reached the relay" and row.next_attempt_at == 300.0  # type: ignore[union-attr]
+    # Due again at the sender's next round.
+    assert [r.action_id for r in ledger.due(400.0, consumed_before=400.0, limit=10)] == [resend.action_id]
+    with pytest.raises(LedgerError, match="sent, not unknown"):
+        ledger.resolve(sent.action_id, "resend", note="twice")
+    with pytest.raises(LedgerError, match="not in the ledger"):
+        ledger.resolve("act-nope", "sent", note="typo")
+
+
+def test_prune_deletes_finished_actions_that_expired_before_the_cutoff(tmp_path: Path) -> None:
+    from stream.sender.ledger import prunable
+
+    now = datetime.now(UTC)
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    old_sent = _action(expires_at=now - timedelta(days=40))
+    old_unknown = _action(expires_at=now - timedelta(days=40))
+    old_pending = _action(expires_at=now - timedelta(days=40))
+    recent_sent = _action(expires_at=now - timedelta(days=5))
+    ledger.record_consumed([(a, f"t:0:{n}") for n, a in enumerate((old_sent, old_unknown, old_pending, recent_sent))], now=1.0)
+    for action in (old_sent, recent_sent):
+        ledger.transition(action.action_id, PENDING, SENDING, now=2.0)
+        ledger.transition(action.action_id, SENDING, SENT, now=3.0)
+    ledger.transition(old_unknown.action_id, PENDING, SENDING, now=2.0)
+    ledger.recover_in_flight(now=3.0)
+    cutoff = (now - timedelta(days=30)).timestamp()
+    assert ledger.prune(cutoff, dry_run=True) == {SENT: 1}
+    assert ledger.get(old_sent.action_id) is not None
+    assert ledger.prune(cutoff) == {SENT: 1}
+    assert ledger.get(old_sent.action_id) is None
+    # Unknown waits for a resolution; pending is not finished; the recent one has not expired long enough.
+    assert {r.action_id for r in ledger.rows()} == {old_unknown.action_id, old_pending.action_id, recent_sent.action_id}
+    assert ledger.prune(cutoff) == {}
+    assert not prunable(UNKNOWN, 0.0, cutoff) and not prunable(PENDING, 0.0, cutoff) and prunable(EXPIRED, cutoff - 1, cutoff)
+    # Read again from Kafka after the prune, the action is new to the ledger, but expired:
+    # the sender records it so and sends nothing.
+    assert ledger.record_consumed([(old_sent, "t:0:0")], now=4.0) == [old_sent.action_id]
+    assert isinstance(timing(old_sent, now), Expired)

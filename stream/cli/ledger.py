@@ -1,0 +1,135 @@
+"""``segments ledger``: the email sender's ledger, for operators: what it holds, the
+``unknown`` actions to settle by hand, and pruning what is no longer needed.
+
+Safe while the sender runs: the ledger is SQLite in WAL mode, every write a short
+transaction that waits for the sender's (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from stream.cli.context import CliContext
+from stream.clients import ConfigError
+
+LIST_COLUMNS = ("action_id", "customer_id", "state", "reason", "template", "attempts", "consumed_at")
+
+
+@click.group("ledger")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="The sender's data_dir (default: the config file's, else .segments/sender).")
+@click.option("--print", "demo", is_flag=True, help="The ledger of `segments sender --print` instead.")
+@click.pass_context
+def ledger_group(context: click.Context, data_dir: str | None, demo: bool) -> None:
+    """The email sender's ledger: counts, unknown actions to settle, pruning."""
+    from stream.sender.settings import load_sender_settings
+
+    cli: CliContext = context.obj
+    try:
+        settings = load_sender_settings(cli.config_file, data_dir=data_dir)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    path = settings.ledger_path(demo=demo)
+    if not path.is_file():
+        raise click.ClickException(f"no ledger at {path} (has the sender run with this data_dir?)")
+    context.obj = path
+
+
+def _open(path: Path) -> Any:
+    from stream.sender.ledger import Ledger
+
+    return Ledger(path)
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@ledger_group.command("show")
+@click.option("--state", default="unknown", show_default=True,
+              type=click.Choice(["pending", "sending", "sent", "unknown", "skipped", "expired", "failed", "all"]),
+              help="Which actions to list.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (the oldest first).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per action instead of a table.")
+@click.pass_obj
+def show(path: Path, state: str, limit: int, as_json: bool) -> None:
+    """Actions per state, then those in STATE. Email addresses are not in the ledger."""
+    ledger = _open(path)
+    try:
+        counts = ledger.counts()
+        listed = []
+        for row in ledger.rows(None if state == "all" else state):
+            if len(listed) >= limit:
+                break
+            listed.append({
+                "action_id": row.action_id, "customer_id": row.customer_id, "state": row.state, "reason": row.reason,
+                "template": row.record.get("template"), "attempts": row.attempts, "consumed_at": _iso(row.consumed_at),
+                "smtp_code": row.smtp_code, "smtp_reply": row.smtp_reply,
+            })
+    finally:
+        ledger.close()
+    if as_json:
+        for item in listed:
+            click.echo(orjson.dumps(item).decode())
+        return
+    click.echo(f"{path}: " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    shown = sum(counts.values()) if state == "all" else counts.get(state, 0)
+    if not listed:
+        click.echo(f"no {state} actions." if state != "all" else "no actions.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for column in LIST_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for item in listed:
+        table.add_row(*("-" if item[column] is None else str(item[column]) for column in LIST_COLUMNS))
+    Console(width=200).print(table)
+    if shown > len(listed):
+        click.echo(f"... and {shown - len(listed):,} more (--limit).")
+
+
+@ledger_group.command("resolve")
+@click.argument("action_id")
+@click.argument("resolution", type=click.Choice(["sent", "failed", "resend"]))
+@click.option("--note", required=True, help="Why, for the record (e.g. what the mail server's log said).")
+@click.pass_obj
+def resolve(path: Path, action_id: str, resolution: str, note: str) -> None:
+    """Settle an `unknown` action (in flight at a crash) once the mail server's logs say
+    whether it accepted the message: `sent`; `failed` (not sent, and not to be); `resend`
+    (not sent: the sender sends it at its next round, unless it has expired)."""
+    from stream.sender.ledger import LedgerError
+
+    ledger = _open(path)
+    try:
+        state = ledger.resolve(action_id, resolution, note=note)
+    except LedgerError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        ledger.close()
+    click.echo(f"{action_id}: unknown -> {state}")
+
+
+@ledger_group.command("prune")
+@click.option("--older-than", "days", type=click.FloatRange(min=1), required=True, metavar="DAYS",
+              help="Delete finished actions that expired more than DAYS ago.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.pass_obj
+def prune(path: Path, days: float, dry_run: bool) -> None:
+    """Delete sent, skipped, expired and failed actions whose `expires_at` lies more than
+    DAYS in the past. Safe: such an action read again from Kafka is recorded as expired,
+    never sent. `unknown` actions stay until resolved."""
+    ledger = _open(path)
+    try:
+        counts = ledger.prune(time.time() - days * 86_400, dry_run=dry_run)
+    finally:
+        ledger.close()
+    total = sum(counts.values())
+    detail = ", ".join(f"{state} {count:,}" for state, count in sorted(counts.items())) or "none"
+    click.echo(f"{'would delete' if dry_run else 'deleted'} {total:,} action(s): {detail}")
