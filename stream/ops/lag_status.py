@@ -39,8 +39,9 @@ lag > 0 is ``STOP`` when no live member owns it; owned, it is ``OK`` (not commit
 
 The group's status is its worst partition's, in the order ERR > STOP > STALL > WARN >
 OK; a group with no committed offsets and no assigned partitions is ``ERR`` (a wrong
-group id, or a group that never ran), its source partitions listed with their lag. :func:`exit_code`: 0 when everything is OK, 1 when
-the worst is WARN, 2 for STALL, STOP or ERR.
+group id, or a group that never ran), its source partitions listed with their lag.
+:func:`exit_code`: 0 when everything is OK, 1 when the worst is WARN, 2 for STALL, STOP
+or ERR.
 """
 
 from __future__ import annotations
