@@ -157,6 +157,12 @@ class SenderNamespace:
         finally:
             db.close()
 
+    def cli(self, *args: str) -> str:
+        """``segments --config <this namespace's> ARGS``; its stdout."""
+        completed = subprocess.run([SEGMENTS, "--config", str(self.config), *args], capture_output=True, text=True, timeout=60)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return completed.stdout
+
     def states(self) -> dict[str, str]:
         return {action_id: row["state"] for action_id, row in self.ledger().items()}
 

@@ -131,6 +131,21 @@ def test_sigkill_mid_batch_and_restart_sends_no_action_twice(make_namespace) -> 
         assert ns.ledger()[action_id]["reason"] == "in_flight_at_restart"
     assert "recorded as unknown, not sent again" in ns.log.read_text() or not unknown
 
+    # The operator's side: `segments ledger` lists the unknown action; the mail server's
+    # record (here the sink's) settles it, and a resend reaches the customer exactly once.
+    listed = [orjson.loads(line)["action_id"] for line in ns.cli("ledger", "show", "--json").splitlines()]
+    assert set(listed) == unknown
+    for action_id in unknown:
+        resolution = "sent" if action_id in received else "resend"
+        assert ns.cli("ledger", "resolve", action_id, resolution, "--note", "the sink's record").strip().endswith(
+            "-> sent" if resolution == "sent" else "-> pending")
+    if set(ns.received_ids()) != ids:
+        ns.start()
+        ns.wait_for(lambda: set(ns.received_ids()) == ids, 60, "the resent email")
+        assert ns.stop() == 0
+    assert Counter(ns.received_ids()) == Counter({action_id: 1 for action_id in ids})
+    assert set(ns.states().values()) == {"sent"}
+
 
 @pytest.mark.timeout(180)
 def test_a_transient_smtp_outage_is_ridden_out(make_namespace) -> None:
