@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from stream.worker.exactly_once_recovery import broker_highwaters
+from stream.worker.exactly_once_recovery import broker_highwaters, without_recovery_guess
 from stream.worker.fetch_fixes import apply_fetch_fixes
 from stream.worker.skipped_offsets import note_skipped_offsets
 
@@ -40,6 +40,7 @@ def apply_faust_patches() -> None:
     direct_delivery()
     apply_fetch_fixes()
     broker_highwaters()
+    without_recovery_guess()
     tables_without_start_delay()
     note_skipped_offsets()
 

@@ -137,3 +137,38 @@ def test_faust_asks_the_broker_where_changelogs_end_even_under_exactly_once() ->
     apply_faust_patches()
     ends = asyncio.run(AIOKafkaConsumerThread._highwaters(consumer_thread, [changelog]))
     assert ends == {changelog: 42}
+
+
+def _calls_detect_aborted_tx(function: object) -> bool:
+    """Whether faust's loop ``function`` can call its detect_aborted_tx (loads it in
+    _maybe_signal_recovery_end)."""
+    import dis
+
+    [nested] = [const for const in function.__code__.co_consts  # type: ignore[attr-defined]
+                if getattr(const, "co_name", None) == "_maybe_signal_recovery_end"]
+    return any(instruction.argval == "detect_aborted_tx" for instruction in dis.get_instructions(nested))
+
+
+def test_faust_recovery_never_ends_a_partition_on_its_consumer_position() -> None:
+    """Fix 3: the branch of faust's loop that called detect_aborted_tx (ending a
+    partition on the consumer's position, records still on their way) is gone; the rest
+    of faust's loop is its own code."""
+    import inspect
+    import textwrap
+
+    from faust.tables import recovery as recovery_module
+
+    from stream.worker.exactly_once_recovery import FAUST_GUESS, without_recovery_guess
+
+    # faust's loop as its file has it (the class attribute may be patched already).
+    faust_source = textwrap.dedent("".join(inspect.getsourcelines(recovery_module.Recovery._slurp_changelogs.fun)[0]))
+    assert FAUST_GUESS in faust_source
+    namespace: dict = {}
+    exec(compile(faust_source, recovery_module.__file__, "exec"), vars(recovery_module), namespace)
+    original = namespace["_slurp_changelogs"].fun
+    without_recovery_guess()
+    without_recovery_guess()  # once per process
+    patched = recovery_module.Recovery._slurp_changelogs.fun
+    assert _calls_detect_aborted_tx(original) and not _calls_detect_aborted_tx(patched)
+    assert patched.__code__.co_filename == recovery_module.__file__
+    assert set(patched.__code__.co_names) == set(original.__code__.co_names)

@@ -115,7 +115,8 @@ PINNED = {
     # exactly_once_recovery replaces it (faust's answered from aiokafka's cached last
     # stable offset under exactly-once) ...
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._highwaters": "a7f4f97d9f32aca2777713e22671d70eae4b3ae51541bb09a90448ce83acefce",
-    # ... and ends a recovery the way its _maybe_signal_recovery_end does.
+    # ... ends a recovery the way its _maybe_signal_recovery_end does, and runs this loop
+    # from its source with its detect_aborted_tx branch removed (without_recovery_guess).
     "faust.tables.recovery.Recovery._slurp_changelogs": "63d17d752865cd1a9191407bb79047364fc925bc68a8c8f0e2cef9621e52fdcf",
     # tables_without_start_delay replaces it with its body less the sleep.
     "faust.tables.manager.TableManager.on_start": "3e07038c274666eebe26827235641a92ba3e27c1ba13b5ca2dc24cb748def90b",
