@@ -7,16 +7,18 @@ transaction that waits for the sender's (``busy_timeout``).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Iterator
 
 import click
 import orjson
 
 from stream.cli.context import CliContext
 from stream.clients import ConfigError
+from stream.core.timeutil import rfc3339_ms
+from stream.sender.ledger import STATES, Ledger, LedgerError
 
 LIST_COLUMNS = ("action_id", "customer_id", "state", "reason", "template", "attempts", "consumed_at")
 
@@ -40,27 +42,25 @@ def ledger_group(context: click.Context, data_dir: str | None, demo: bool) -> No
     context.obj = path
 
 
-def _open(path: Path) -> Any:
-    from stream.sender.ledger import Ledger
-
-    return Ledger(path)
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(path)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
 
 
 @ledger_group.command("show")
 @click.option("--state", default="unknown", show_default=True,
-              type=click.Choice(["pending", "sending", "sent", "unknown", "skipped", "expired", "failed", "all"]),
+              type=click.Choice([*STATES, "all"]),
               help="Which actions to list.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (the oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per action instead of a table.")
 @click.pass_obj
 def show(path: Path, state: str, limit: int, as_json: bool) -> None:
     """Actions per state, then those in STATE. Email addresses are not in the ledger."""
-    ledger = _open(path)
-    try:
+    with _opened(path) as ledger:
         counts = ledger.counts()
         listed = []
         for row in ledger.rows(None if state == "all" else state):
@@ -68,11 +68,9 @@ def show(path: Path, state: str, limit: int, as_json: bool) -> None:
                 break
             listed.append({
                 "action_id": row.action_id, "customer_id": row.customer_id, "state": row.state, "reason": row.reason,
-                "template": row.record.get("template"), "attempts": row.attempts, "consumed_at": _iso(row.consumed_at),
-                "smtp_code": row.smtp_code, "smtp_reply": row.smtp_reply,
+                "template": row.record.get("template"), "attempts": row.attempts,
+                "consumed_at": rfc3339_ms(int(row.consumed_at * 1000)), "smtp_code": row.smtp_code, "smtp_reply": row.smtp_reply,
             })
-    finally:
-        ledger.close()
     if as_json:
         for item in listed:
             click.echo(orjson.dumps(item).decode())
@@ -104,15 +102,11 @@ def resolve(path: Path, action_id: str, resolution: str, note: str) -> None:
     """Settle an `unknown` action (in flight at a crash) once the mail server's logs say
     whether it accepted the message: `sent`; `failed` (not sent, and not to be); `resend`
     (not sent: the sender sends it at its next round, unless it has expired)."""
-    from stream.sender.ledger import LedgerError
-
-    ledger = _open(path)
-    try:
-        state = ledger.resolve(action_id, resolution, note=note)
-    except LedgerError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        ledger.close()
+    with _opened(path) as ledger:
+        try:
+            state = ledger.resolve(action_id, resolution, note=note)
+        except LedgerError as error:
+            raise click.ClickException(str(error)) from None
     click.echo(f"{action_id}: unknown -> {state}")
 
 
@@ -125,11 +119,8 @@ def prune(path: Path, days: float, dry_run: bool) -> None:
     """Delete sent, skipped, expired and failed actions whose `expires_at` lies more than
     DAYS in the past. Safe: such an action read again from Kafka is recorded as expired,
     never sent. `unknown` actions stay until resolved."""
-    ledger = _open(path)
-    try:
+    with _opened(path) as ledger:
         counts = ledger.prune(time.time() - days * 86_400, dry_run=dry_run)
-    finally:
-        ledger.close()
     total = sum(counts.values())
     detail = ", ".join(f"{state} {count:,}" for state, count in sorted(counts.items())) or "none"
     click.echo(f"{'would delete' if dry_run else 'deleted'} {total:,} action(s): {detail}")

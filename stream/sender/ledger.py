@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -237,10 +238,7 @@ class Ledger:
         if not dry_run:
             with self._transaction() as db:
                 db.executemany("DELETE FROM actions WHERE action_id = ? AND state = ?", doomed)
-        counts: dict[str, int] = {}
-        for _, state in doomed:
-            counts[state] = counts.get(state, 0) + 1
-        return counts
+        return dict(Counter(state for _, state in doomed))
 
     def get(self, action_id: str) -> Row | None:
         values = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM actions WHERE action_id = ?", (action_id,)).fetchone()
