@@ -115,7 +115,7 @@ def main() -> None:
 
             def on_forwarded(record: Any, received: int) -> None:
                 decoded = decode_record(record.value)
-                if not isinstance(decoded, int):
+                if decoded is not None and not isinstance(decoded, int):  # not a tick or a nudge
                     forwarded.setdefault(decoded.event_id, record.timestamp)
 
             if args.stages:

@@ -11,7 +11,25 @@ import orjson
 from stream.cli.collector import settle_collector
 from stream.cli.history import INSTANT, iter_lines
 from stream.processing.batch import run_batch
-from stream.rules import RulesError, load_rules
+from stream.processing.rules_change import incompatibilities, record_for
+from stream.rules import Rules, RulesError, load_rules
+
+
+class RulesChangeType(click.ParamType):
+    """``INSTANT=FILE``: the rules in FILE take over at INSTANT."""
+
+    name = "INSTANT=FILE"
+
+    def convert(self, value, param, ctx):  # type: ignore[override]
+        if isinstance(value, tuple):
+            return value
+        instant, separator, path = value.partition("=")
+        if not separator or not path:
+            self.fail(f"{value!r} is not INSTANT=FILE (e.g. 1998-03-01=calibrated.toml)", param, ctx)
+        try:
+            return INSTANT.convert(instant, param, ctx), path
+        except click.BadParameter as error:
+            self.fail(f"{value!r}: {error.message}", param, ctx)
 
 
 @click.command("batch")
@@ -20,14 +38,29 @@ from stream.rules import RulesError, load_rules
 @click.option("--out", type=click.Path(dir_okay=False), help="Profiles, one JSON object per line (default: stdout).")
 @click.option("--changes", "changes_file", type=click.Path(dir_okay=False), help="Write the segment/tag changes here (JSON lines).")
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False), help="Rules file; default: the shipped rules.")
-def batch(files: tuple[str, ...], until: int, out: str | None, changes_file: str | None, rules_file: str | None) -> None:
+@click.option(
+    "--rules-change", "rules_changes", type=RulesChangeType(), multiple=True,
+    help="INSTANT=FILE: the rules in FILE take over at INSTANT, as in a worker restarted with them after a "
+         "replay --until INSTANT (repeatable).",
+)
+def batch(
+    files: tuple[str, ...], until: int, out: str | None, changes_file: str | None, rules_file: str | None,
+    rules_changes: tuple[tuple[int, str], ...],
+) -> None:
     """Compute the worker's profiles and change list from FILES through the same core."""
     try:
         rules = load_rules(rules_file)
+        later: list[tuple[int, Rules]] = [(instant, load_rules(path)) for instant, path in rules_changes]
     except RulesError as error:
         raise click.ClickException(str(error)) from None
+    previous = rules
+    for (_, path), (_, changed) in sorted(zip(rules_changes, later), key=lambda pair: pair[0][0]):
+        problems = incompatibilities(record_for(previous), changed)
+        if problems:
+            raise click.ClickException(f"{path}: cannot take over from the rules before it: " + "; ".join(problems))
+        previous = changed
     settle_collector()  # it holds every customer's state until the end
-    result = run_batch(iter_lines(files), rules, until)
+    result = run_batch(iter_lines(files), rules, until, later)
     _write_lines(out, (orjson.dumps(profile) for profile in result.profiles))
     if changes_file:
         _write_lines(changes_file, (orjson.dumps(change.to_json_dict()) for change in result.changes))

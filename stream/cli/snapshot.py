@@ -16,7 +16,8 @@ from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.rules import RulesError, load_rules
 from stream.worker.settings import load_worker_settings
-from stream.worker.table_keys import clock_key, partition_of
+from stream.processing.rules_change import RulesRecord
+from stream.worker.table_keys import clock_key, partition_of, rules_key
 
 
 def _read_compacted(kafka, topic: str, partitions: list[int] | None = None) -> dict[tuple[int, bytes], bytes]:
@@ -58,11 +59,16 @@ def _profiles(context: CliContext, rules_file: str | None, customer_id: str | No
     partitions = None
     if customer_id is not None:
         partitions = [partition_of(customer_id, settings.partitions)]
-    clocks = {
-        partition: int(value)
-        for (partition, key), value in _read_compacted(kafka, clocks_topic, partitions).items()
-        if key == clock_key(partition)
-    }
+    partition_values = _read_compacted(kafka, clocks_topic, partitions)
+    clocks = {partition: int(value) for (partition, key), value in partition_values.items() if key == clock_key(partition)}
+    for (partition, key), value in sorted(partition_values.items()):
+        if key == rules_key(partition) and (version := RulesRecord.from_bytes(value).version) != rules.version:
+            # Profiles under other rules than the worker's would be silently wrong.
+            raise click.ClickException(
+                f"partition {partition} of {settings.app_id} runs under rules {version}, not "
+                f"{rules_file or settings.rules_file or 'the shipped rules'} ({rules.version}): "
+                "pass the worker's rules file with --rules, or set rules_file under [worker] in the config"
+            )
     profiles = []
     for (partition, key), value in sorted(_read_compacted(kafka, customers_topic, partitions).items(), key=lambda item: item[0][1]):
         if customer_id is not None and key != customer_id.encode():

@@ -10,6 +10,7 @@ Public API::
     state.to_bytes() / CustomerState.from_bytes(b)
     apply(state, event, rules) -> list[Change]
     advance(state, now, rules) -> list[Change]
+    adopt_rules(state, at, rules) -> list[Change]   # a rules change, from instant at on
     next_due(state, rules) -> int | None
     look_ahead(state, rules)                # next_due skips candidates that change nothing
     profile(state, now, rules) -> dict
@@ -23,8 +24,8 @@ built once per change of them: sorted order days with suffix sums, sorted time
 candidates). Benchmark: ``bench/bench_core.py``.
 """
 
-from .changes import TIME, Cause, Change
-from .engine import advance, apply, look_ahead, new_state
+from .changes import RULES, TIME, Cause, Change
+from .engine import adopt_rules, advance, apply, look_ahead, new_state
 from .evaluation import Evaluation, evaluate
 from .events import CartEvent, EmailOpenEvent, Event, OrderEvent
 from .profile import profile
@@ -33,6 +34,7 @@ from .timers import next_due
 from .timeutil import day_of, day_start_ms, parse_rfc3339_ms, rfc3339_ms
 
 __all__ = [
+    "RULES",
     "TIME",
     "CartEvent",
     "Cause",
@@ -42,6 +44,7 @@ __all__ = [
     "Evaluation",
     "Event",
     "OrderEvent",
+    "adopt_rules",
     "advance",
     "apply",
     "day_of",

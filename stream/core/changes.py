@@ -22,19 +22,21 @@ ChangeKind = Literal["segment", "tag"]
 
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """What made a change happen: an input event, or time alone (``event_id`` None)."""
+    """What made a change happen: an input event, time alone, or a change of the rules
+    (``event_id`` None for the last two)."""
 
-    kind: Literal["event", "time"]
+    kind: Literal["event", "time", "rules"]
     event_id: str | None = None
     event_type: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        if self.kind == "time":
-            return {"kind": "time"}
+        if self.kind != "event":
+            return {"kind": self.kind}
         return {"kind": "event", "event_id": self.event_id, "event_type": self.event_type}
 
 
 TIME = Cause("time")
+RULES = Cause("rules")
 
 
 class Change(NamedTuple):

@@ -17,6 +17,15 @@ Why this shape (decided by the team, followed exactly):
     worker happened to call ``advance``. Candidates that turned out to change nothing are
     remembered in ``state.checked_to`` so ``next_due`` moves past them (no busy timer loop).
 
+``adopt_rules(state, at, rules)``
+    The rules changed (a new rules file) and take effect at ``at`` (never before the
+    customer's ``evaluated_at``): the customer is evaluated under them at ``at``, what
+    differs from the segment and tags last emitted is emitted with ``at`` and cause
+    ``rules``, and the time candidates up to ``at`` count as checked. Nothing before
+    ``at`` is revisited: the changes emitted under the old rules stand. ``apply`` and
+    ``advance`` stamp the state with the rules they ran under (``rules_tag``); whoever
+    holds a state stamped with other rules adopts the new ones first (the processor).
+
 ``look_ahead(state, rules)``
     Evaluates the next few candidates after the last one checked, with the records as
     they are, and marks checked those that would change nothing, so ``next_due`` names
@@ -52,7 +61,7 @@ from __future__ import annotations
 
 from stream.rules import Rules
 
-from .changes import TIME, Cause, Change, change_id
+from .changes import RULES, TIME, Cause, Change, change_id
 from .evaluation import Evaluation, evaluate_at
 from .events import CartEvent, EmailOpenEvent, Event, OrderEvent
 from .metrics import NULL_METRICS
@@ -89,6 +98,7 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     if _is_redelivery(state, event, key):
         return []
     p = params_for(rules)
+    state.rules_tag = p.version_tag
     changes: list[Change] = []
     last = state.evaluated_at
     if event.timezone is not None and (last is None or event.occurred_at >= last):
@@ -114,7 +124,31 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
 
 def advance(state: CustomerState, now: int, rules: Rules) -> list[Change]:
     """Emit every time-caused change with instant ``<= now``, in time order."""
-    return _advance(state, now, params_for(rules))
+    p = params_for(rules)
+    state.rules_tag = p.version_tag
+    return _advance(state, now, p)
+
+
+def adopt_rules(state: CustomerState, at: int, rules: Rules) -> list[Change]:
+    """The customer under ``rules`` from ``at`` on (module docstring); the changes."""
+    p = params_for(rules)
+    last = state.evaluated_at
+    if last is not None and at < last:
+        raise ValueError(f"rules adopted at {at} before the customer's evaluated_at {last}")
+    # Everything derived (summary, evaluations, next instant) was worked out under the
+    # old rules.
+    state.records_changed()
+    state.rules_tag = p.version_tag
+    if last is None:  # nothing evaluated yet: the next event evaluates under the new rules
+        return []
+    evaluation = evaluate_at(state, at, p)
+    changes = _emit(state, evaluation, RULES, p)
+    if changes:
+        state.evaluated_at = at
+        state.evaluation = (p, evaluation)
+    _checked(state, at)
+    _prune(state, p)
+    return changes
 
 
 def _advance(state: CustomerState, now: int, p: RuleParams) -> list[Change]:

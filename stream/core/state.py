@@ -49,6 +49,8 @@ Encoding (``to_bytes``: orjson, keys short on purpose; default-valued keys omitt
      "e": [[business day number, counted opens], ...],
      "d": [[utc day of L when applied, [event keys in arrival order]], ...],
      "z": the customer's IANA time zone (latest event naming one),
+     "r": rules tag (``RuleParams.version_tag``) of the rules the customer's segment and
+          tags were last worked out under (absent in states written before it existed),
      "w": [rules tag, next time-caused instant | null]: ``next_due`` as last worked out
           (``due_memo``; absent when not known)}
 
@@ -138,6 +140,9 @@ class CustomerState:
     # The customer's IANA time zone, from the latest event that named one (playbooks'
     # quiet hours); None: the business time zone applies.
     timezone: str | None = None
+    # The rules the segment and tags were last worked out under (``RuleParams.version_tag``):
+    # a state carried over a rules change is adopted once (``engine.adopt_rules``).
+    rules_tag: int | None = None
     # ``timers.next_due_at`` as last worked out, tagged with the rules it was worked out
     # for: (``RuleParams.version_tag``, instant or None). Derived, but encoded: a worker
     # loads a customer's state for every event, and without it would rebuild the summary
@@ -235,6 +240,8 @@ class CustomerState:
             doc["d"] = groups
         if self.timezone is not None:
             doc["z"] = self.timezone
+        if self.rules_tag is not None:
+            doc["r"] = self.rules_tag
         if self.due_memo is not None:
             doc["w"] = self.due_memo
         return orjson.dumps(doc)
@@ -277,6 +284,7 @@ class CustomerState:
             dict(get("e", ())),
             [(day, key) for day, keys in get("d", ()) for key in keys],
             get("z"),
+            get("r"),
             None if due_memo is None else (due_memo[0], due_memo[1]),
         )
 

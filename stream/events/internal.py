@@ -3,7 +3,9 @@
 The intake validates each input once and forwards a compact normalized record (the
 typed event's fields, already converted to epoch ms and micro-units), keyed by
 customer id, so the customer agent never re-validates. The same topic carries clock
-ticks, one per partition, so ticks are ordered with the events they follow.
+ticks, one per partition, so ticks are ordered with the events they follow, and nudges:
+records that only make the partition's agent run a batch (to go on with a sweep after a
+change of rules when no event or tick comes).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from stream.core.events import CartEvent, EmailOpenEvent, Event, OrderEvent
 
 _EVENT_TYPES = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent}
 TICK_KEY = b"\x00tick"
+NUDGE_KEY = b"\x00nudge"
+NUDGE = None  # what decode_record returns for a nudge
 
 
 def encode_event(event: Event) -> bytes:
@@ -26,9 +30,15 @@ def encode_tick(now_ms: int) -> bytes:
     return orjson.dumps({"tick": now_ms})
 
 
-def decode_record(value: bytes) -> Event | int:
-    """A typed event, or the instant of a clock tick."""
+def encode_nudge() -> bytes:
+    return b'{"nudge":1}'
+
+
+def decode_record(value: bytes) -> Event | int | None:
+    """A typed event, the instant of a clock tick, or NUDGE."""
     fields = orjson.loads(value)
     if "tick" in fields:
         return int(fields["tick"])
+    if "nudge" in fields:
+        return NUDGE
     return _EVENT_TYPES[fields["type"]](**fields)

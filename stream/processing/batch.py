@@ -3,13 +3,18 @@
 It runs the very processor the worker runs, over one in-memory store. Per customer the
 results equal the worker's whenever each customer's events reach the worker in the
 order they have in the history (true for a time-ordered history).
+
+A change of rules at instant ``T`` is what a worker does when it is restarted with new
+rules after a replay ``--until T``: the clock ticks to ``T`` under the old rules (the
+first event after ``T`` in the history triggers it), then every customer is moved to the
+new rules (``stream/processing/rules_change.py``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from stream.core.changes import Change
 from stream.core.profile import profile
@@ -28,21 +33,39 @@ class BatchResult:
     events: int = 0
 
 
-def run_batch(raw_events: Iterable[bytes], rules: Rules, until: int | None) -> BatchResult:
+def run_batch(
+    raw_events: Iterable[bytes], rules: Rules, until: int | None, rules_changes: Sequence[tuple[int, Rules]] = (),
+) -> BatchResult:
+    """``rules_changes``: (instant, the rules from then on), in any order. Raises
+    ``RulesChangeError`` when a change's rules cannot take over the states kept."""
     store = MemoryStore()
     processor = PartitionProcessor(rules, store)
+    pending = sorted(rules_changes, key=lambda change: change[0])
     result = BatchResult()
     for raw in raw_events:
-        decoded = decode_input(raw, rules)
+        decoded = decode_input(raw, processor.rules)
         if isinstance(decoded, Rejection):
             result.rejected[decoded.reason] += 1
             continue
+        while pending and decoded.occurred_at > pending[0][0]:
+            processor = _change_rules(processor, store, *pending.pop(0), result)
         result.events += 1
         result.changes.extend(processor.on_event(decoded).changes)
+    while pending and (until is None or pending[0][0] <= until):
+        processor = _change_rules(processor, store, *pending.pop(0), result)
     if until is not None:
         result.changes.extend(processor.on_tick(until).changes)
     clock = store.clock()
     for customer_id in sorted(store.states):
         state = store.states[customer_id]
-        result.profiles.append(profile(state, max(clock, state.evaluated_at or clock), rules))
+        result.profiles.append(profile(state, max(clock, state.evaluated_at or clock), processor.rules))
     return result
+
+
+def _change_rules(
+    processor: PartitionProcessor, store: MemoryStore, at: int, rules: Rules, result: BatchResult,
+) -> PartitionProcessor:
+    result.changes.extend(processor.on_tick(at).changes)
+    changed = PartitionProcessor(rules, store)
+    result.changes.extend(changed.sweep_rules(len(store.states) + 1).changes)
+    return changed

@@ -4,17 +4,24 @@ The partition clock is the latest ``occurred_at`` processed on the partition or 
 latest tick, whichever is later (spec §1). Time-caused changes fire once the clock
 passes their instant, found through the store's timer index, so a tick costs in
 proportion to the customers that are due.
+
+A change of rules (``stream/processing/rules_change.py``) takes effect at the partition
+clock when the processor first runs under the new rules: every customer stamped with
+other rules adopts them at that instant when it is next loaded, and ``sweep_rules``
+visits the customers nothing else loads, a bounded number at a time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stream.core.changes import Change
-from stream.core.engine import advance, apply, look_ahead, new_state
+from stream.core.engine import adopt_rules, advance, apply, look_ahead, new_state
 from stream.core.events import Event
 from stream.core.state import CustomerState
+from stream.core.params import params_for
 from stream.core.timers import next_due
+from stream.processing.rules_change import RulesRecord, changeover
 from stream.processing.store import ProcessorStore
 from stream.rules import Rules
 
@@ -39,12 +46,15 @@ class PartitionProcessor:
     def __init__(self, rules: Rules, store: ProcessorStore) -> None:
         self.rules = rules
         self.store = store
+        self._rules_tag = params_for(rules).version_tag
+        self._rules_record: RulesRecord | None = None
 
     def on_event(self, event: Event) -> StepResult:
         result = self._move_clock(event.occurred_at)
-        state = self.store.load(event.customer_id) or new_state(event.customer_id)
-        old_due = next_due(state, self.rules) if state.evaluated_at is not None else None
-        changes = apply(state, event, self.rules)
+        state, old_due, changes = self._load(event.customer_id)
+        if state is None:
+            state = new_state(event.customer_id)
+        changes.extend(apply(state, event, self.rules))
         clock = self.store.clock()
         # A late event can make a change due before the partition clock: fire it now,
         # as the next tick would.
@@ -58,7 +68,63 @@ class PartitionProcessor:
     def on_tick(self, now: int) -> StepResult:
         return self._move_clock(now)
 
+    def sweep_rules(self, limit: int) -> StepResult:
+        """After a change of rules, adopt them for up to ``limit`` more stored customers
+        (in customer id order; customers already under them are passed over)."""
+        result = StepResult()
+        record = self.rules_record()
+        if record.swept:
+            return result
+        customer_ids = self.store.customer_ids_after(record.swept_to, limit)
+        clock = self.store.clock()
+        for customer_id in customer_ids:
+            state = self.store.load(customer_id)
+            if state is None or state.rules_tag == self._rules_tag:
+                continue
+            state, old_due, changes = self._load(customer_id)
+            assert state is not None
+            if clock is not None:
+                changes.extend(advance(state, clock, self.rules))
+            self._save(state, old_due)
+            result.changes.extend(changes)
+            result.touched[customer_id] = state
+        swept_to = customer_ids[-1] if customer_ids else record.swept_to
+        self._set_rules_record(replace(record, swept_to=swept_to, swept=len(customer_ids) < limit))
+        return result
+
+    def rules_record(self) -> RulesRecord:
+        """The partition's rules record, changed over to this processor's rules (raises
+        ``RulesChangeError`` when the stored states cannot be)."""
+        if self._rules_record is None:
+            raw = self.store.rules_record()
+            stored = RulesRecord.from_bytes(raw) if raw is not None else None
+            record = changeover(stored, self.rules, self.store.clock())
+            if record != stored:
+                self._set_rules_record(record)
+            self._rules_record = record
+        return self._rules_record
+
+    def _set_rules_record(self, record: RulesRecord) -> None:
+        self._rules_record = record
+        self.store.set_rules_record(record.to_bytes())
+
+    def _load(self, customer_id: str) -> tuple[CustomerState | None, int | None, list[Change]]:
+        """The customer's state (None: never seen), the instant its timer is stored under,
+        and the changes of adopting the rules, when it was stamped with others."""
+        state = self.store.load(customer_id)
+        if state is None:
+            return None, None, []
+        old_due = scheduled_due(state, self.rules)
+        changes: list[Change] = []
+        if state.rules_tag != self._rules_tag:
+            since = self.rules_record().since
+            if since is not None:
+                changes = adopt_rules(state, since, self.rules)
+        return state, old_due, changes
+
     def _move_clock(self, now: int) -> StepResult:
+        # The record first: a change of rules takes effect at the clock as it stood.
+        self.rules_record()
         clock = self.store.clock()
         if clock is None or now > clock:
             self.store.set_clock(now)
@@ -72,11 +138,11 @@ class PartitionProcessor:
             if not due:
                 return result
             for instant, customer_id in due:
-                state = self.store.load(customer_id)
+                state, _, changes = self._load(customer_id)
                 if state is None:  # a timer outliving its customer: drop it
                     self.store.reschedule(customer_id, instant, None)
                     continue
-                changes = advance(state, clock, self.rules)
+                changes.extend(advance(state, clock, self.rules))
                 self._save(state, instant)
                 result.changes.extend(changes)
                 result.touched[customer_id] = state
@@ -85,3 +151,14 @@ class PartitionProcessor:
         look_ahead(state, self.rules)  # the timer skips candidates that would change nothing
         self.store.save(state)
         self.store.reschedule(state.customer_id, old_due, next_due(state, self.rules))
+
+
+def scheduled_due(state: CustomerState, rules: Rules) -> int | None:
+    """The instant the customer's timer is stored under: the one its state was saved
+    with (``due_memo``, whatever rules it was worked out under), else worked out now."""
+    if state.evaluated_at is None:
+        return None
+    memo = state.due_memo
+    if memo is not None:
+        return memo[1]
+    return next_due(state, rules)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from typing import Protocol
 
@@ -29,6 +30,17 @@ class ProcessorStore(Protocol):
 
     def set_clock(self, now: int) -> None: ...
 
+    def customer_ids_after(self, customer_id: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` stored customer ids after ``customer_id`` (None: from the
+        first), in the order the store keeps them; only a change of rules walks them."""
+        ...
+
+    def rules_record(self) -> bytes | None:
+        """The partition's rules record (``stream/processing/rules_change.py``)."""
+        ...
+
+    def set_rules_record(self, record: bytes) -> None: ...
+
 
 class MemoryStore:
     """A dict of states and a heap of timers (lazy deletion). Used by the batch command."""
@@ -38,6 +50,7 @@ class MemoryStore:
         self._scheduled: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
         self._clock: int | None = None
+        self._rules_record: bytes | None = None
 
     def load(self, customer_id: str) -> CustomerState | None:
         return self.states.get(customer_id)
@@ -69,3 +82,14 @@ class MemoryStore:
 
     def set_clock(self, now: int) -> None:
         self._clock = now
+
+    def customer_ids_after(self, customer_id: str | None, limit: int) -> list[str]:
+        ordered = sorted(self.states)
+        start = 0 if customer_id is None else bisect.bisect_right(ordered, customer_id)
+        return ordered[start : start + limit]
+
+    def rules_record(self) -> bytes | None:
+        return self._rules_record
+
+    def set_rules_record(self, record: bytes) -> None:
+        self._rules_record = record

@@ -14,11 +14,12 @@ from stream.clients import KafkaSettings
 from stream.core.timers import next_due
 from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, encode_dead_letter
-from stream.events.internal import TICK_KEY, encode_event, encode_tick
+from stream.events.internal import NUDGE_KEY, TICK_KEY, encode_event, encode_nudge, encode_tick
 from stream.ops.telemetry import WorkerTelemetry
 from stream.ops.web import register_ops_endpoints
 from stream.processing.intake import decode_input
 from stream.processing.merge import EventTimeMerger, InputQuiet
+from stream.processing.rules_change import RulesChangeError, RulesRecord
 from stream.rules import Rules
 from stream.worker.batch_work import process_records
 from stream.worker.offsets import (
@@ -236,6 +237,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                     await process_batch(batch)
 
     repaired_partitions: set[int] = set()
+    # Partitions whose last batch left no change of rules to sweep; the others are nudged.
+    rules_settled: set[int] = set()
+    rules_sweeping: set[int] = set()
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
@@ -252,7 +256,16 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         if not records:
             return
         offsets = [record.offset for record in records]
-        output = process_records([record.value or b"" for record in records], store, rules, now_ms())
+        try:
+            output = process_records(
+                [record.value or b"" for record in records], store, rules, now_ms(), settings.rules_sweep_customers,
+            )
+        except RulesChangeError as error:
+            rules_file = settings.rules_file or "the shipped rules"
+            log.critical("partition %d: %s cannot replace the rules of the stored state: %s", partition, rules_file, error)
+            await app.crash(RulesChangeError(f"{rules_file}: {error} (README: Changing the rules)"))
+            return
+        await note_rules(partition, output.rules)
         outputs = OutputBatch(app, topics.events, partition)
         for key, value in output.changes:
             outputs.add(topics.segment_changes, key, value)
@@ -277,6 +290,35 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         elapsed = time.monotonic() - started
         telemetry.record_batch(elapsed, output.ticks)
         log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(output.changes), elapsed * 1000)
+
+    async def note_rules(partition: int, record: RulesRecord | None) -> None:
+        """Log a change of rules as its sweep starts and ends; keep the sweep going."""
+        if record is None or record.swept:
+            rules_settled.add(partition)
+            if partition in rules_sweeping:
+                rules_sweeping.discard(partition)
+                log.warning("partition %d: every stored customer is under rules %s", partition, record and record.version)
+            return
+        if partition not in rules_sweeping:
+            rules_sweeping.add(partition)
+            log.warning(
+                "partition %d: rules %s replace %s from %s on; moving its stored customers to them",
+                partition, record.version, record.previous, rfc3339_ms(record.since or 0),
+            )
+        rules_settled.discard(partition)
+        # The next batch sweeps on at once, whether or not events come.
+        await nudge(partition)
+
+    async def nudge(partition: int) -> None:
+        await events_topic.send(key=NUDGE_KEY, value=encode_nudge(), partition=partition)
+
+    @app.timer(1.0)
+    async def nudge_unsettled_partitions() -> None:
+        """A partition runs a batch, and so finds out whether the rules changed, only
+        when a record comes: under the event clock that could be the next event."""
+        for tp in app.consumer.assignment():
+            if tp.topic == topics.events and tp.partition not in rules_settled:
+                await nudge(tp.partition)
 
     def on_state_durable(tp: Any, offsets: list[int], batch: list[Any], delivered: asyncio.Future) -> None:
         if delivered_or_crash(app, delivered, f"{tp.topic}[{tp.partition}] changelog"):
@@ -306,6 +348,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # faust reads every partition again from its committed offset after a rebalance.
         intake_progress.reset()
         events_progress.reset()
+        rules_settled.clear()
         let_go_of_held_events()
 
     def let_go_of_held_events() -> None:

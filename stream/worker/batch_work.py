@@ -14,8 +14,9 @@ import orjson
 from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.core.timeutil import rfc3339_ms
-from stream.events.internal import decode_record
+from stream.events.internal import NUDGE, decode_record
 from stream.processing import PartitionProcessor, StepResult
+from stream.processing.rules_change import RulesRecord
 from stream.rules import Rules
 from stream.worker.tables import TableStore
 
@@ -36,21 +37,32 @@ class BatchOutput:
     changes: list[KeyValue] = field(default_factory=list)
     profiles: list[KeyValue] = field(default_factory=list)
     ticks: int = 0
+    # The partition's rules record after the batch (stream/processing/rules_change.py).
+    rules: RulesRecord | None = None
 
 
-def process_records(values: list[bytes], store: TableStore, rules: Rules, emitted_at_ms: int) -> BatchOutput:
+def process_records(
+    values: list[bytes], store: TableStore, rules: Rules, emitted_at_ms: int, sweep_customers: int,
+) -> BatchOutput:
     """Run events and ticks (``segments-events`` values) through the processor over
-    ``store``; the caller sends the outputs, then flushes the store."""
+    ``store``, then, after a change of rules, move up to ``sweep_customers`` more stored
+    customers to the new rules; the caller sends the outputs, then flushes the store.
+
+    Raises ``RulesChangeError`` when the stored states cannot be carried over to ``rules``."""
     processor = PartitionProcessor(rules, store)
     result = StepResult()
     output = BatchOutput()
     for value in values:
         decoded = decode_record(value)
+        if decoded is NUDGE:
+            continue
         if isinstance(decoded, int):
             output.ticks += 1
             result.extend(processor.on_tick(decoded))
         else:
             result.extend(processor.on_event(decoded))
+    result.extend(processor.sweep_rules(sweep_customers))
+    output.rules = processor.rules_record()
     emitted_at = rfc3339_ms(emitted_at_ms)
     for change in result.changes:
         change_record = change.to_json_dict()

@@ -64,6 +64,9 @@ class WorkerSettings(BaseModel):
     # waits measured no faster (BENCHMARKS.md, latency).
     batch_size: int = Field(500, ge=1)
     batch_seconds: float = Field(0.01, gt=0)
+    # After a change of rules, how many stored customers each batch of a partition moves
+    # to the new rules (stream/processing/rules_change.py): the sweep's share of a batch.
+    rules_sweep_customers: int = Field(1000, ge=1)
     # How long the group waits for a silent member before giving its partitions to the
     # others: after a crash, the partitions wait this long (Kafka's default, 45 s).
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)

@@ -48,6 +48,10 @@ def offset_key(partition: int) -> bytes:
     return f"offset:{partition}".encode()
 
 
+def rules_key(partition: int) -> bytes:
+    return f"rules:{partition}".encode()
+
+
 def census_key(partition: int) -> bytes:
     return f"census:{partition}".encode()
 

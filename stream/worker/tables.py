@@ -6,8 +6,9 @@ Four tables, each on RocksDB with a Kafka changelog:
 - ``timers``: 8-byte big-endian due instant + customer id -> empty. RocksDB keeps keys
   sorted, so the due timers are a prefix of the partition's key space: a tick reads
   exactly the customers that are due, never all of them;
-- ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms), and
-  ``census:<partition>`` -> the partition's census (stream/processing/census.py);
+- ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms),
+  ``census:<partition>`` -> the partition's census (stream/processing/census.py), and
+  ``rules:<partition>`` -> the rules it runs under (stream/processing/rules_change.py);
 - ``recent_changes``: (customer id, change sequence number) -> that change as the
   customer lookup shows it (``history_entry``), the customer's latest HISTORY_LIMIT
   changes; each change is written once and deleted HISTORY_LIMIT changes later.
@@ -28,7 +29,7 @@ from stream.core.state import CustomerState
 from stream.processing.census import Census, Standing, standing_of
 from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
 from stream.worker.table_keys import (
-    DUE, census_key, clock_key, history_key, history_prefix, offset_key, split_timer_key, timer_key,
+    DUE, census_key, clock_key, history_key, history_prefix, offset_key, rules_key, split_timer_key, timer_key,
 )
 
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
@@ -98,6 +99,7 @@ class TableStore:
         self._persisted_clock: int | None = None
         self._clock_loaded = False
         self._clock_dirty = False
+        self._rules_record: bytes | None = None  # to write at the flush
 
     # ---------------------------------------------------------------- states
 
@@ -218,6 +220,30 @@ class TableStore:
     def set_last_offset(self, offset: int) -> None:
         self._last_offset = offset
 
+    # ----------------------------------------------------------- rules change
+
+    def customer_ids_after(self, customer_id: str | None, limit: int) -> list[str]:
+        iterator = self._customers_db().iter()
+        if customer_id is None:
+            iterator.seek_to_first()
+        else:
+            iterator.seek(customer_id.encode())
+        found: list[str] = []
+        while iterator.valid() and len(found) < limit:
+            key = iterator.key()
+            if not key.startswith(_FAUST_KEY_PREFIX) and (customer_id is None or key != customer_id.encode()):
+                found.append(key.decode())
+            iterator.next()
+        return found
+
+    def rules_record(self) -> bytes | None:
+        if self._rules_record is not None:
+            return self._rules_record
+        return read_local(self._clocks_table, self.partition, rules_key(self.partition))
+
+    def set_rules_record(self, record: bytes) -> None:
+        self._rules_record = record
+
     # ---------------------------------------------------------------- census
 
     def census(self) -> Census:
@@ -291,6 +317,9 @@ class TableStore:
             put(self._clocks_table, clock_key(self.partition), str(self._clock).encode())
         if census is not None:
             put(self._clocks_table, census_key(self.partition), census.to_bytes())
+        if self._rules_record is not None:
+            put(self._clocks_table, rules_key(self.partition), self._rules_record)
+            self._rules_record = None
         if self._last_offset is not None:
             put(self._clocks_table, offset_key(self.partition), str(self._last_offset).encode())
             self._last_offset = None

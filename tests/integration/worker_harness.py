@@ -176,10 +176,11 @@ def overview(web_url: str) -> dict:
         return orjson.loads(response.read())
 
 
-def batch_results(history: Path, until: str, tmp_path: Path) -> tuple[list[bytes], dict[str, list[dict]]]:
+def batch_results(history: Path, until: str, tmp_path: Path, *options: str) -> tuple[list[bytes], dict[str, list[dict]]]:
+    """`segments batch` of ``history`` (with ``options``): its profiles, and its changes by customer."""
     profiles, changes = tmp_path / "batch-profiles.jsonl", tmp_path / "batch-changes.jsonl"
     subprocess.run(
-        [SEGMENTS, "batch", str(history), "--until", until, "--out", str(profiles), "--changes", str(changes)],
+        [SEGMENTS, "batch", str(history), "--until", until, "--out", str(profiles), "--changes", str(changes), *options],
         check=True, capture_output=True, timeout=900,
     )
     by_customer: dict[str, list[dict]] = {}

@@ -117,6 +117,7 @@ function changeCell(change) {
 function causeCell(cause) {
   if (!cause) return "—";
   if (cause.kind === "time") return el("span", { class: "cause cause-time", title: "time passing alone" }, "time");
+  if (cause.kind === "rules") return el("span", { class: "cause cause-time", title: "a change of the rules file" }, "rules");
   return el("span", { class: "cause", title: cause.event_id }, cause.event_type.replace("_", " "));
 }
 

@@ -349,6 +349,17 @@ def test_first_change_after_a_rules_change_is_skipped() -> None:
     assert state.rules_version == "r1-bbbbbbbbbbbb"
 
 
+def test_a_change_caused_by_the_rules_is_skipped_even_for_a_customer_without_history() -> None:
+    pb = make_playbook(frequency_caps={})
+    [by_rules], _ = decide(segment_change(at=T, cause={"kind": "rules"}), pb, None, now_ms=T, suppressed=False)
+    [by_time], _ = decide(segment_change(at=T, cause={"kind": "time"}), pb, None, now_ms=T, suppressed=False)
+    assert outcome(by_rules) == ("skipped", "rules_changed")
+    assert outcome(by_time) == ("scheduled", None)
+    acting = make_playbook(frequency_caps={}, backfill={"horizon_hours": 48, "act": True})
+    [acted], _ = decide(segment_change(at=T, cause={"kind": "rules"}), acting, None, now_ms=T, suppressed=False)
+    assert outcome(acted) == ("scheduled", None)
+
+
 def test_act_lifts_backfill_and_rules_changed() -> None:
     pb = make_playbook(frequency_caps={}, backfill={"horizon_hours": 48, "act": True})
     old = decide(segment_change(at=T, backfill=True), pb, None, now_ms=T + 365 * DAY_MS, suppressed=False)[0]

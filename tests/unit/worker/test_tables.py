@@ -122,3 +122,51 @@ def test_history_keeps_the_latest_entries_across_batches(tmp_path: Path) -> None
         assert read_history(db, "c1") == [history_entry(record) for record in changes["c1"][-HISTORY_LIMIT:]]
     finally:
         tables.close()
+
+
+def test_a_change_of_rules_on_rocksdb_matches_the_memory_store(tmp_path: Path) -> None:
+    """The sweep walks RocksDB's keys in batches of varying size, across flushes, and
+    ends with the same changes and states as one sweep over the memory store."""
+    from stream.core.profile import profile
+    from stream.rules import Rules
+
+    new_rules = Rules.model_validate({"scores": {"recency": {"thresholds": [10, 60, 120, 300]}}})
+    events = history(4, customers=50, events=400)
+    rng = random.Random(4)
+    memory_store = MemoryStore()
+    memory = PartitionProcessor(RULES, memory_store)
+    tables = RocksTables(tmp_path, 1)
+    try:
+        expected, got = set(), set()
+        store = tables.store(0)
+        processor = PartitionProcessor(RULES, store)
+        for event in events[:300]:
+            expected.update(change.change_id for change in memory.on_event(event).changes)
+            got.update(change.change_id for change in processor.on_event(event).changes)
+        store.flush()
+        assert tables.store(0).customer_ids_after(None, 1000) == memory_store.customer_ids_after(None, 1000)
+        assert tables.store(0).customer_ids_after("c2", 3) == memory_store.customer_ids_after("c2", 3)
+
+        memory = PartitionProcessor(new_rules, memory_store)
+        expected.update(change.change_id for change in memory.sweep_rules(10_000).changes)
+        position = 300
+        while True:
+            store = tables.store(0)
+            processor = PartitionProcessor(new_rules, store)
+            for event in events[position:position + 20]:
+                got.update(change.change_id for change in processor.on_event(event).changes)
+            position += 20
+            got.update(change.change_id for change in processor.sweep_rules(rng.randrange(1, 9)).changes)
+            store.flush()
+            if position >= len(events) and processor.rules_record().swept:
+                break
+        for event in events[300:]:
+            expected.update(change.change_id for change in memory.on_event(event).changes)
+        assert got == expected
+        store = tables.store(0)
+        clock = store.clock()
+        assert clock == memory_store.clock()
+        for customer_id in memory_store.states:
+            assert profile(store.load(customer_id), clock, new_rules) == profile(memory_store.states[customer_id], clock, new_rules)
+    finally:
+        tables.close()

@@ -1,0 +1,83 @@
+"""A worker restarted with new rules moves every stored customer to them, as `segments
+batch --rules-change` does; rules its stored state cannot be carried over to stop it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.core.timeutil import parse_rfc3339_ms
+from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
+from stream.rules import Rules, render_rules_toml
+from tests.integration.worker_harness import WorkerNamespace, batch_results
+
+pytestmark = pytest.mark.integration
+
+CHANGE_AT = "1997-06-01T00:00:00Z"
+UNTIL = "1998-07-01"
+# New recency thresholds and a shorter order window: what a state carries over.
+NEW_RULES_FIELDS = {"scores": {"recency": {"thresholds": [14, 45, 120, 300]}}, "window_days": 365}
+NEW_RULES = Rules.model_validate(NEW_RULES_FIELDS)
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_restarted_with_new_rules_agrees_with_batch(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
+    events = time_ordered(list(cdnow_orders(limit_customers=400)))
+    change_at = parse_rfc3339_ms(CHANGE_AT)
+    history, before, after = tmp_path / "all.jsonl", tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    write_jsonl(events, history)
+    write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) <= change_at], before)
+    write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) > change_at], after)
+    new_rules = tmp_path / "new-rules.toml"
+    new_rules.write_text(render_rules_toml(NEW_RULES))
+    # A few customers per batch, so the sweep takes many batches, between the events.
+    ns = WorkerNamespace(kafka_bootstrap, unique_name("rules"), tmp_path, worker_settings="rules_sweep_customers = 7")
+    try:
+        ns.start_worker()
+        ns.cli("replay", str(before), "--until", CHANGE_AT, "--wait", "--timeout", "240")
+        ns.stop_worker()
+
+        ns.start_worker("--rules", str(new_rules))
+        ns.cli("replay", str(after), "--until", UNTIL, "--wait", "--timeout", "240")
+        log = ns.worker_log.read_text()
+        assert log.count(f"replace {Rules().version} from {CHANGE_AT[:-1]}.000Z on") == 4, ns.log_tail()
+        assert log.count(f"every stored customer is under rules {NEW_RULES.version}") == 4, ns.log_tail()
+
+        snapshot = tmp_path / "snapshot.jsonl"
+        refused = ns.cli("snapshot", "--out", str(snapshot), check=False)  # with the shipped rules
+        assert refused.returncode == 1
+        assert f"runs under rules {NEW_RULES.version}, not the shipped rules" in refused.stderr
+        ns.cli("snapshot", "--out", str(snapshot), "--rules", str(new_rules))
+        batch_profiles, batch_changes = batch_results(
+            history, UNTIL, tmp_path, "--rules-change", f"{CHANGE_AT}={new_rules}",
+        )
+        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert {orjson.loads(p)["rules_version"] for p in batch_profiles} == {NEW_RULES.version}
+        assert ns.first_changes_by_customer() == batch_changes
+        by_rules = [c for changes in batch_changes.values() for c in changes if c["cause"] == {"kind": "rules"}]
+        assert len(by_rules) > 20
+        assert {(c["at"], c["rules_version"]) for c in by_rules} == {(CHANGE_AT[:-1] + ".000Z", NEW_RULES.version)}
+        ns.stop_worker()
+
+        # Another time zone: the stored email-open days cannot be carried over.
+        berlin = tmp_path / "berlin.toml"
+        berlin.write_text(render_rules_toml(Rules.model_validate({**NEW_RULES_FIELDS, "timezone": "Europe/Berlin"})))
+        ns.start_worker("--rules", str(berlin))
+        assert ns.worker is not None
+        code = ns.worker.wait(timeout=60)
+        ns.worker = None
+        assert code != 0
+        log = ns.worker_log.read_text()
+        assert f"{berlin}: timezone: the stored states count email-open days in UTC" in log, ns.log_tail()
+
+        # Nothing was lost: under the rules it ran with, the worker takes up where it was.
+        ns.start_worker("--rules", str(new_rules))
+        again, empty = tmp_path / "again.jsonl", tmp_path / "empty.jsonl"
+        empty.write_bytes(b"")
+        ns.cli("replay", str(empty), "--until", UNTIL, "--wait", "--timeout", "240")
+        ns.cli("snapshot", "--out", str(again), "--rules", str(new_rules))
+        assert again.read_bytes().splitlines() == batch_profiles
+    finally:
+        ns.close()

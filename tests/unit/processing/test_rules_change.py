@@ -1,0 +1,148 @@
+"""A change of rules over a partition: its record, the adoption on load, the sweep."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from stream.core.events import CartEvent, EmailOpenEvent, OrderEvent
+from stream.core.profile import profile
+from stream.core.timeutil import parse_rfc3339_ms
+from stream.processing import MemoryStore, PartitionProcessor
+from stream.processing.rules_change import RulesChangeError, RulesRecord, changeover, record_for
+from stream.rules import Rules
+
+DAY = 86_400_000
+OLD = Rules()
+NEW = Rules.model_validate({"scores": {"recency": {"thresholds": [10, 60, 120, 300]}}, "window_days": 365})
+START = parse_rfc3339_ms("2023-01-01T09:00:00Z")
+
+
+def history(seed: int, customers: int = 60, events: int = 500) -> list:
+    rng = random.Random(seed)
+    clock = START
+    made: list = []
+    for number in range(events):
+        clock += rng.randrange(0, 2 * DAY)
+        customer = f"c{rng.randrange(customers):03d}"
+        roll = rng.random()
+        if roll < 0.6:
+            made.append(OrderEvent(f"e{number}", customer, clock, f"o{number}", "placed",
+                                   rng.randrange(5, 900) * 1_000_000, rng.random() < 0.3, None))
+        elif roll < 0.8:
+            made.append(CartEvent(f"e{number}", customer, clock, f"k{number}", rng.choice(["add", "cleared"]),
+                                  rng.randrange(1, 200) * 1_000_000))
+        else:
+            made.append(EmailOpenEvent(f"e{number}", customer, clock, None, None, rng.random() < 0.2))
+    return made
+
+
+def identities(changes) -> list[str]:
+    return sorted(change.change_id for change in changes)
+
+
+def test_the_record_of_a_partition_follows_the_rules_it_runs_under() -> None:
+    first = changeover(None, OLD, None)
+    assert first == record_for(OLD) and first.since is None and first.swept
+    assert changeover(first, OLD, 123) is first
+    changed = changeover(first, NEW, 5_000)
+    assert (changed.version, changed.previous, changed.since, changed.swept, changed.swept_to) == (
+        NEW.version, OLD.version, 5_000, False, None,
+    )
+    assert RulesRecord.from_bytes(changed.to_bytes()) == changed
+    # A partition that never processed anything has nobody to sweep.
+    assert changeover(first, NEW, None).swept
+
+
+@pytest.mark.parametrize(
+    ("rules", "field"),
+    [
+        (Rules(timezone="Europe/Berlin"), "timezone"),
+        (Rules(window_days=900), "window_days"),
+        (Rules.model_validate({"tags": {"prospect": {"window_days": 60}}}), "tags.prospect.window_days"),
+    ],
+)
+def test_rules_the_stored_states_cannot_be_carried_over_to_are_refused_by_field(rules: Rules, field: str) -> None:
+    with pytest.raises(RulesChangeError, match=field.replace(".", r"\.")):
+        changeover(record_for(OLD), rules, 5_000)
+
+
+def run_with_change(events, before: int, sweep_limit: int, since_tick: int) -> tuple[MemoryStore, list]:
+    """Old rules for ``events[:before]`` and a tick, then the new rules: the sweep in
+    chunks of ``sweep_limit`` between the remaining events, as the worker's batches do."""
+    store = MemoryStore()
+    old = PartitionProcessor(OLD, store)
+    changes = []
+    for event in events[:before]:
+        changes.extend(old.on_event(event).changes)
+    changes.extend(old.on_tick(since_tick).changes)
+    rest = events[before:]
+    position = 0
+    while True:
+        processor = PartitionProcessor(NEW, store)  # one per batch, as in the worker
+        for event in rest[position:position + 7]:
+            changes.extend(processor.on_event(event).changes)
+        position += 7
+        changes.extend(processor.sweep_rules(sweep_limit).changes)
+        if position >= len(rest) and processor.rules_record().swept:
+            return store, changes
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_what_the_change_emits_does_not_depend_on_how_the_sweep_is_cut(seed: int) -> None:
+    events = history(seed)
+    before = len(events) // 2
+    since = events[before - 1].occurred_at + DAY
+    reference_store, reference = run_with_change(events, before, 10_000, since)
+    rules_caused = [change for change in reference if change.cause.kind == "rules"]
+    assert len(rules_caused) > 5
+    assert {change.at for change in rules_caused} == {since}
+    for limit in (1, 7):
+        store, changes = run_with_change(events, before, limit, since)
+        assert identities(changes) == identities(reference)
+        clock = store.clock()
+        assert [profile(store.states[c], clock, NEW) for c in sorted(store.states)] == [
+            profile(reference_store.states[c], clock, NEW) for c in sorted(reference_store.states)
+        ]
+
+
+def test_a_customer_loaded_for_an_event_adopts_the_rules_first() -> None:
+    store = MemoryStore()
+    old = PartitionProcessor(OLD, store)
+    old.on_event(OrderEvent("e1", "alice", START, "o1", "placed", 20_000_000, False, None))
+    since = START + 20 * DAY  # recency 20: R 5 under OLD, 4 under NEW
+    old.on_tick(since)
+    new = PartitionProcessor(NEW, store)
+    step = new.on_event(CartEvent("e2", "alice", since + DAY, "k1", "add", 5_000_000))
+    causes = [(change.cause.kind, change.at) for change in step.changes]
+    assert causes[0] == ("rules", since)
+    assert all(kind != "rules" or at == since for kind, at in causes)
+    # The sweep passes over her: she is under the new rules already.
+    assert new.sweep_rules(100).changes == []
+    assert new.rules_record().swept
+
+
+def test_a_change_the_new_rules_make_due_sooner_keeps_its_instant_and_the_sweep_makes_it_fire_on_time() -> None:
+    def bob_under_new_rules() -> tuple[MemoryStore, PartitionProcessor]:
+        store = MemoryStore()
+        old = PartitionProcessor(OLD, store)
+        old.on_event(OrderEvent("e1", "bob", START, "o1", "placed", 20_000_000, False, None))
+        old.on_tick(START + 5 * DAY)  # bob's timer: recency 31, as OLD has it
+        new = PartitionProcessor(NEW, store)
+        new.on_tick(START + 5 * DAY)  # the change of rules
+        return store, new
+
+    day_11 = parse_rfc3339_ms("2023-01-12T00:00:00Z")  # recency 11: R 4 under NEW
+    # Not swept yet: bob's timer is still the old one, so day 11 passes unnoticed, and
+    # the change comes when he is next loaded, with its own instant.
+    _, unswept = bob_under_new_rules()
+    assert unswept.on_tick(day_11 + DAY).changes == []
+    late = unswept.on_tick(START + 31 * DAY).changes
+    assert (late[0].cause.kind, late[0].at) == ("time", day_11)
+    # Swept: his timer is the new rules' one, and the change fires on its day.
+    _, swept = bob_under_new_rules()
+    assert swept.sweep_rules(10).changes == []  # the same segment at the instant of the change
+    on_time = swept.on_tick(day_11 + DAY).changes
+    assert (on_time[0].cause.kind, on_time[0].at) == ("time", day_11)
+    assert identities(on_time + swept.on_tick(START + 31 * DAY).changes) == identities(late)
