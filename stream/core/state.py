@@ -50,7 +50,8 @@ Encoding (``to_bytes``: orjson, keys short on purpose; default-valued keys omitt
      "d": [[utc day of L when applied, [event keys in arrival order]], ...],
      "z": the customer's IANA time zone (latest event naming one),
      "r": rules tag (``RuleParams.version_tag``) of the rules the customer's segment and
-          tags were last worked out under (absent in states written before it existed),
+          tags were last worked out under; absent when it is ``w``'s tag (as it is for
+          every state the worker saves) or unknown (states written before it existed),
      "w": [rules tag, next time-caused instant | null]: ``next_due`` as last worked out
           (``due_memo``; absent when not known)}
 
@@ -240,10 +241,11 @@ class CustomerState:
             doc["d"] = groups
         if self.timezone is not None:
             doc["z"] = self.timezone
-        if self.rules_tag is not None:
+        due_memo = self.due_memo
+        if due_memo is not None:
+            doc["w"] = due_memo
+        if self.rules_tag is not None and (due_memo is None or due_memo[0] != self.rules_tag):
             doc["r"] = self.rules_tag
-        if self.due_memo is not None:
-            doc["w"] = self.due_memo
         return orjson.dumps(doc)
 
     @classmethod
@@ -284,7 +286,7 @@ class CustomerState:
             dict(get("e", ())),
             [(day, key) for day, keys in get("d", ()) for key in keys],
             get("z"),
-            get("r"),
+            get("r", None if due_memo is None else due_memo[0]),
             None if due_memo is None else (due_memo[0], due_memo[1]),
         )
 

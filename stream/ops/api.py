@@ -33,6 +33,7 @@ def overview(snapshot: WorkerSnapshot) -> dict[str, Any]:
                 "partition": partition,
                 "clock": None if clock is None else rfc3339_ms(clock),
                 "event_time_lag_seconds": snapshot.event_time_lag_seconds(partition),
+                **_rules_of(snapshot, partition),
             }
             for partition, clock in sorted(snapshot.clocks.items())
         ],
@@ -48,6 +49,20 @@ def overview(snapshot: WorkerSnapshot) -> dict[str, Any]:
             for (from_segment, to_segment), count in telemetry.transitions.most_common()
         ],
     }
+
+
+def _rules_of(snapshot: WorkerSnapshot, partition: int) -> dict[str, Any]:
+    """The rules the partition runs under; after a change of them, since when and whether
+    every stored customer has been moved to them yet."""
+    record = snapshot.rules.get(partition)
+    if record is None:
+        return {}
+    out: dict[str, Any] = {"rules_version": record.version}
+    if record.since is not None:
+        out["rules_since"] = rfc3339_ms(record.since)
+        out["rules_previous"] = record.previous
+        out["rules_swept"] = record.swept
+    return out
 
 
 def series_sample(snapshot: WorkerSnapshot) -> dict[str, Any]:

@@ -43,6 +43,7 @@ SPECS = [
     MetricSpec("segments_customers", "gauge", "Customers per segment ('none': no counted order), owned partitions.", ("segment",)),
     MetricSpec("segments_customers_tagged", "gauge", "Customers holding each tag, owned partitions.", ("tag",)),
     MetricSpec("segments_pending_timers", "gauge", "Customers with a scheduled time-caused re-evaluation.", ("partition",)),
+    MetricSpec("segments_rules_sweep_pending", "gauge", "1 while a change of rules is still moving the partition's stored customers to the new rules.", ("partition",)),
     MetricSpec("segments_clock_ticks", "counter", "Clock ticks processed."),
     MetricSpec("segments_intake_held_events", "gauge", "Valid input events the intake holds for its event-time merge, waiting for input partitions to catch up."),
     MetricSpec("segments_assigned_partitions", "gauge", "Partitions of the events topic this worker owns."),
@@ -126,6 +127,8 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
         add("segments_customers_tagged", [tag], census.tags.get(tag, 0))
     for partition, partition_census in sorted(snapshot.censuses.items()):
         add("segments_pending_timers", [str(partition)], partition_census.timers)
+    for partition, record in sorted(snapshot.rules.items()):
+        add("segments_rules_sweep_pending", [str(partition)], 0 if record.swept else 1)
     add("segments_clock_ticks", [], telemetry.ticks)
     add("segments_intake_held_events", [], snapshot.held_events)
     add("segments_assigned_partitions", [], len(snapshot.clocks))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from stream.ops.telemetry import PlaybookTelemetry, WorkerTelemetry
 from stream.processing.census import Census, combine
+from stream.processing.rules_change import RulesRecord
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class WorkerSnapshot:
     telemetry: WorkerTelemetry = field(repr=False)
     # Valid input events the intake's event-time merge holds back.
     held_events: int = 0
+    # Partition -> the rules it runs under, and how far a change of them has got.
+    rules: dict[int, RulesRecord] = field(default_factory=dict)
 
     @property
     def census(self) -> Census:

@@ -13,7 +13,8 @@ from stream.ops.snapshot import PartitionOffsets, WorkerSnapshot
 from stream.ops.telemetry import WorkerTelemetry
 from stream.processing.census import Census
 from stream.rules import Rules
-from stream.worker.table_keys import census_key, clock_key, partition_of
+from stream.processing.rules_change import RulesRecord
+from stream.worker.table_keys import census_key, clock_key, partition_of, rules_key
 from stream.worker.tables import read_history
 
 
@@ -67,7 +68,11 @@ class WorkerProbe:
         partitions = sorted(o.partition for o in offsets if o.topic == self.events_topic)
         clocks: dict[int, int | None] = {}
         censuses: dict[int, Census] = {}
+        rules: dict[int, RulesRecord] = {}
         for partition in partitions:
+            raw_rules = self.clocks.get(rules_key(partition))
+            if raw_rules is not None:
+                rules[partition] = RulesRecord.from_bytes(raw_rules)
             raw_clock = self.clocks.get(clock_key(partition))
             clocks[partition] = int(raw_clock) if raw_clock is not None else None
             raw_census = self.clocks.get(census_key(partition))
@@ -77,7 +82,7 @@ class WorkerProbe:
             app_id=self.app.conf.id, group=self.app.conf.id, rules_version=self.rules.version,
             now_ms=time.time_ns() // 1_000_000, ready=self.ready(), offsets=offsets,
             clocks=clocks, censuses=censuses, telemetry=self.telemetry,
-            held_events=self.held_events() if self.started else 0,
+            held_events=self.held_events() if self.started else 0, rules=rules,
         )
 
     def consumer_offsets(self) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 from stream.core.timeutil import parse_rfc3339_ms
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
 from stream.rules import Rules, render_rules_toml
-from tests.integration.worker_harness import WorkerNamespace, batch_results
+from tests.integration.worker_harness import WorkerNamespace, batch_results, overview
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +44,10 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(kafka_bootstrap: st
         log = ns.worker_log.read_text()
         assert log.count(f"replace {Rules().version} from {CHANGE_AT[:-1]}.000Z on") == 4, ns.log_tail()
         assert log.count(f"every stored customer is under rules {NEW_RULES.version}") == 4, ns.log_tail()
+        partitions = overview(ns.web_url)["clocks"]
+        assert [(p["rules_version"], p["rules_previous"], p["rules_swept"]) for p in partitions] == [
+            (NEW_RULES.version, Rules().version, True)
+        ] * 4
 
         snapshot = tmp_path / "snapshot.jsonl"
         refused = ns.cli("snapshot", "--out", str(snapshot), check=False)  # with the shipped rules

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core import CustomerState, adopt_rules, advance, apply, profile
+from stream.core import CustomerState, adopt_rules, advance, apply, next_due, profile
 from stream.core.params import params_for
 from stream.rules import Rules
 
@@ -76,9 +76,17 @@ def test_apply_and_advance_stamp_the_rules_and_the_stamp_survives_encoding() -> 
     advance(state, ms("2024-02-01T00:00:00Z"), TIGHTER)
     assert state.rules_tag == params_for(TIGHTER).version_tag
     assert CustomerState.from_bytes(state.to_bytes()).rules_tag == state.rules_tag
+    # Saved with its next instant (as the worker saves every state), the stamp is that
+    # instant's tag and takes no bytes of its own.
+    next_due(state, TIGHTER)
+    assert b'"r"' not in state.to_bytes()
+    assert CustomerState.from_bytes(state.to_bytes()).rules_tag == params_for(TIGHTER).version_tag
+    next_due(state, DEFAULT)  # the next instant under other rules: the stamp is encoded
+    assert CustomerState.from_bytes(state.to_bytes()).rules_tag == params_for(TIGHTER).version_tag
     # A state encoded before the stamp existed decodes without one.
-    legacy = state.to_bytes().replace(b',"r":' + str(state.rules_tag).encode(), b"")
-    assert CustomerState.from_bytes(legacy).rules_tag is None
+    state.due_memo = None
+    state.rules_tag = None
+    assert CustomerState.from_bytes(state.to_bytes()).rules_tag is None
 
 
 @st.composite

@@ -1,4 +1,5 @@
 from stream.ops import api
+from stream.processing.rules_change import RulesRecord
 from stream.ops.telemetry import RECENT_CHANGES, WorkerTelemetry
 from tests.unit.ops.test_metrics import snapshot
 
@@ -26,3 +27,20 @@ def test_series_sample_keys_lag_by_topic_partition() -> None:
     sample = api.series_sample(snapshot())
     assert sample["lag"] == {"orders:0": 4}
     assert sample["at"] == "1970-01-01T00:00:10.000Z"
+
+
+def test_overview_and_metrics_show_each_partitions_rules_and_a_sweep_under_way() -> None:
+    from stream.ops.metrics import render_metrics
+    from tests.unit.ops.test_metrics import parse
+
+    settled = RulesRecord("r1-new", "UTC", 730, 30)
+    sweeping = RulesRecord("r1-new", "UTC", 730, 30, since=4_000, previous="r1-old", swept_to="c9", swept=False)
+    shot = snapshot(rules={0: sweeping, 1: settled})
+    clocks = api.overview(shot)["clocks"]
+    assert clocks[0] == {
+        "partition": 0, "clock": "1970-01-01T00:00:04.000Z", "event_time_lag_seconds": 6.0, "rules_version": "r1-new",
+        "rules_since": "1970-01-01T00:00:04.000Z", "rules_previous": "r1-old", "rules_swept": False,
+    }
+    assert clocks[1]["rules_version"] == "r1-new" and "rules_since" not in clocks[1]
+    pending = parse(render_metrics(shot))["segments_rules_sweep_pending"]
+    assert pending == {(("partition", "0"),): 1, (("partition", "1"),): 0}
