@@ -14,8 +14,7 @@ are checked in this order, the first that applies wins:
 1. ``backfill``: the change is older than ``policies.backfill.horizon_hours`` before
    ``now_ms``, or it is flagged ``backfill: true`` (a replay);
 2. ``rules_changed``: the change was caused by a change of the rules file (cause
-   ``rules``), or its ``rules_version`` differs from the one of the customer's previous
-   change (segments moved because the rules did, not the customer);
+   ``rules``: segments moved because the rules did, not the customer);
 3. ``suppressed``: the customer is on the suppression list (marketing actions only);
 4. ``cooldown``: the same action was scheduled less than ``cooldown_days`` away;
 5. ``frequency_cap``: the channel's cap would be exceeded (marketing actions only).
@@ -100,7 +99,6 @@ def decide(
     try:
         customer_id: str = change["customer_id"]
         at_ms = parse_rfc3339_ms(change["at"])
-        rules_version: str = change["rules_version"]
         matched = playbook.actions_for(change)
         trigger = _trigger(change, at_ms)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -116,9 +114,7 @@ def decide(
     if not policies.backfill.act:
         if change.get("backfill") is True or at_ms < now_ms - policies.backfill.horizon_ms:
             change_skip = "backfill"
-        elif change["cause"].get("kind") == "rules" or (
-            prior.rules_version is not None and prior.rules_version != rules_version
-        ):
+        elif change["cause"].get("kind") == "rules":
             change_skip = "rules_changed"
 
     zone_key = change.get("timezone")
@@ -162,7 +158,6 @@ def decide(
             }
         )
     state = PolicyState(
-        rules_version,
         {ch: tuple(times) for ch, times in sends.items() if times},
         {name: tuple(times) for name, times in runs.items() if times},
         prior.decided,

@@ -389,8 +389,8 @@ class QuietHours(_Strict):
 
 
 class Backfill(_Strict):
-    """Changes older than ``horizon_hours`` (replays), flagged ``backfill``, or right after
-    a rules change trigger nothing, unless ``act`` is true."""
+    """Changes older than ``horizon_hours`` (replays), flagged ``backfill``, or caused by a
+    change of the rules file (cause ``rules``) trigger nothing, unless ``act`` is true."""
 
     horizon_hours: Hours = Decimal(48)
     act: StrictBool = False

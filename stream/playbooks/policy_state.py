@@ -4,8 +4,6 @@ Why so little: the shell keeps one of these per customer in a RocksDB table with
 Kafka changelog, so it must stay small and must not grow with the customer's history.
 It holds only what a future decision can still need:
 
-- ``rules_version``: the rules version of the customer's last change (a different one
-  on the next change means the rules changed under the customer: ``rules_changed``);
 - ``sends``: per capped channel, the ``not_before`` instants of scheduled marketing
   actions still inside that channel's cap window;
 - ``cooldowns``: per action with a cooldown, the ``not_before`` instants of its scheduled
@@ -34,18 +32,17 @@ DECIDED_KEEP = 32
 class PolicyState:
     """One customer's policy state. Treat as immutable: ``decide`` returns a new one."""
 
-    rules_version: str | None = None
     sends: dict[str, tuple[int, ...]] = field(default_factory=dict)  # channel -> sorted epoch ms
     cooldowns: dict[str, tuple[int, ...]] = field(default_factory=dict)  # action -> sorted epoch ms
     decided: tuple[str, ...] = ()  # change ids, oldest first
 
     def with_decided(self, change_id: str) -> PolicyState:
-        return PolicyState(self.rules_version, self.sends, self.cooldowns, (*self.decided, change_id)[-DECIDED_KEEP:])
+        return PolicyState(self.sends, self.cooldowns, (*self.decided, change_id)[-DECIDED_KEEP:])
 
     def to_bytes(self) -> bytes:
         """Compact JSON (short keys: it is stored once per customer), sorted keys so equal
         states are equal bytes."""
-        doc: dict[str, Any] = {"f": STATE_FORMAT, "r": self.rules_version}
+        doc: dict[str, Any] = {"f": STATE_FORMAT}
         if self.sends:
             doc["s"] = {k: list(v) for k, v in self.sends.items()}
         if self.cooldowns:
@@ -63,13 +60,12 @@ class PolicyState:
             raise ValueError(f"not a policy state: {exc}") from None
         if not isinstance(doc, dict) or doc.get("f") != STATE_FORMAT:
             raise ValueError(f"not a policy state of format {STATE_FORMAT}: {data[:80]!r}")
-        rules_version = doc.get("r")
-        if rules_version is not None and not isinstance(rules_version, str):
-            raise ValueError("policy state: rules version must be a string or null")
+        # States written before 2026-11-28 also hold "r", the rules version of the
+        # customer's last change (then compared to tell a rules change); ignored.
         decided = doc.get("d", [])
         if not isinstance(decided, list) or not all(isinstance(c, str) for c in decided):
             raise ValueError("policy state: 'd' must be a list of change ids")
-        return cls(rules_version, _instants(doc.get("s", {}), "s"), _instants(doc.get("c", {}), "c"), tuple(decided))
+        return cls(_instants(doc.get("s", {}), "s"), _instants(doc.get("c", {}), "c"), tuple(decided))
 
     def pruned(self, at_ms: int, windows: dict[str, int], cooldowns: dict[str, int]) -> PolicyState:
         """Drop instants no decision at or after ``at_ms`` can need: sends at or before
@@ -85,7 +81,7 @@ class PolicyState:
             for name, times in self.cooldowns.items()
             if name in cooldowns and (kept := tuple(t for t in times if t > at_ms - cooldowns[name]))
         }
-        return PolicyState(self.rules_version, sends, runs, self.decided)
+        return PolicyState(sends, runs, self.decided)
 
 
 def _instants(value: Any, key: str) -> dict[str, tuple[int, ...]]:

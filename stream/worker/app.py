@@ -265,8 +265,10 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             log.critical("partition %d: %s cannot replace the rules of the stored state: %s", partition, rules_file, error)
             await app.crash(RulesChangeError(f"{rules_file}: {error} (README: Changing the rules)"))
             return
-        await note_rules(partition, output.rules)
         outputs = OutputBatch(app, topics.events, partition)
+        if sweeping_on(partition, output.rules):
+            # The next batch sweeps on at once, whether or not events come.
+            outputs.add(topics.events, NUDGE_KEY, encode_nudge(), partition=partition)
         for key, value in output.changes:
             outputs.add(topics.segment_changes, key, value)
         for key, value in output.profiles:
@@ -291,14 +293,15 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         telemetry.record_batch(elapsed, output.ticks)
         log.debug("batch p%d: %d records, %d changes, %.1f ms", partition, len(records), len(output.changes), elapsed * 1000)
 
-    async def note_rules(partition: int, record: RulesRecord | None) -> None:
-        """Log a change of rules as its sweep starts and ends; keep the sweep going."""
+    def sweeping_on(partition: int, record: RulesRecord | None) -> bool:
+        """Whether a change of rules is still being swept into the partition (logged as
+        its sweep starts and ends)."""
         if record is None or record.swept:
             rules_settled.add(partition)
             if partition in rules_sweeping:
                 rules_sweeping.discard(partition)
-                log.warning("partition %d: every stored customer is under rules %s", partition, record and record.version)
-            return
+                log.warning("partition %d: every stored customer is under rules %s", partition, rules.version)
+            return False
         if partition not in rules_sweeping:
             rules_sweeping.add(partition)
             log.warning(
@@ -306,19 +309,26 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                 partition, record.version, record.previous, rfc3339_ms(record.since or 0),
             )
         rules_settled.discard(partition)
-        # The next batch sweeps on at once, whether or not events come.
-        await nudge(partition)
+        return True
 
     async def nudge(partition: int) -> None:
-        await events_topic.send(key=NUDGE_KEY, value=encode_nudge(), partition=partition)
+        # In the partition's transaction under exactly-once, as the intake's forwards.
+        output = OutputBatch(app, topics.events, partition)
+        output.add(topics.events, NUDGE_KEY, encode_nudge(), partition=partition)
+        await output.send()
 
     @app.timer(1.0)
     async def nudge_unsettled_partitions() -> None:
         """A partition runs a batch, and so finds out whether the rules changed, only
         when a record comes: under the event clock that could be the next event."""
+        if app.rebalancing:
+            return
         for tp in app.consumer.assignment():
             if tp.topic == topics.events and tp.partition not in rules_settled:
-                await nudge(tp.partition)
+                try:
+                    await nudge(tp.partition)
+                except Exception as error:  # e.g. its transaction not open yet: again in a second
+                    log.info("partition %d: could not nudge it: %s", tp.partition, error)
 
     def on_state_durable(tp: Any, offsets: list[int], batch: list[Any], delivered: asyncio.Future) -> None:
         if delivered_or_crash(app, delivered, f"{tp.topic}[{tp.partition}] changelog"):

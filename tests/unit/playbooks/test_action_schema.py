@@ -41,7 +41,7 @@ def all_default_records() -> list[dict[str, Any]]:
         records += out
     records += decide(changes[0], pb, None, now_ms=T, suppressed=True)[0]
     records += decide(changes[0], pb, None, now_ms=T + 365 * 86_400_000, suppressed=False)[0]
-    records += decide(changes[0], pb, PolicyState("r1-old"), now_ms=T, suppressed=False)[0]
+    records += decide({**changes[0], "cause": {"kind": "rules"}}, pb, None, now_ms=T, suppressed=False)[0]
     held = customer_in_holdout(pb)
     records += decide({**changes[0], "customer_id": held}, pb, None, now_ms=T, suppressed=False)[0]
     return records

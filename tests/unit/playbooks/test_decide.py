@@ -83,7 +83,7 @@ def test_each_trigger_form_and_wildcards() -> None:
 
 def test_a_change_without_actions_still_records_the_rules_version() -> None:
     records, state = decide(tag_change("lapsed"), make_playbook(), None, now_ms=NOW, suppressed=False)
-    assert records == [] and replace(state, decided=()) == PolicyState(RULES_VERSION)
+    assert records == [] and replace(state, decided=()) == PolicyState()
 
 
 # --- the record ------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_a_larger_cap_allows_that_many() -> None:
 def test_skipped_actions_do_not_use_up_the_cap() -> None:
     pb = make_playbook([email_action("a"), email_action("b", cooldown_days=1), email_action("c", delay_hours=1)])
     # b is in cooldown (run before), so it must not block c
-    state = PolicyState(RULES_VERSION, {}, {"b": (T - HOUR_MS,)})
+    state = PolicyState({}, {"b": (T - HOUR_MS,)})
     records, _ = run([segment_change(at=T + 20 * HOUR_MS)], pb, state=state)
     assert [outcome(r) for r in records] == [("scheduled", None), ("skipped", "cooldown"), ("skipped", "frequency_cap")]
     pb2 = make_playbook([email_action("b", cooldown_days=1), email_action("c", delay_hours=1)])
@@ -294,7 +294,7 @@ def test_holdout_records_are_emitted_and_use_up_nothing() -> None:
     records, state = run([segment_change(customer=held), segment_change(customer=held, at=T + 1)], pb)
     assert all(r["holdout"] for r in records)
     assert [outcome(r) for r in records] == [("scheduled", None)] * 4
-    assert replace(state, decided=()) == PolicyState(RULES_VERSION)
+    assert replace(state, decided=()) == PolicyState()
     records, state = run([segment_change(customer=treated), segment_change(customer=treated, at=T + 1)], pb)
     assert not any(r["holdout"] for r in records)
     assert [outcome(r) for r in records] == [("scheduled", None), ("skipped", "frequency_cap"),
@@ -337,16 +337,20 @@ def test_changes_flagged_backfill_are_skipped() -> None:
     assert outcome(record) == ("scheduled", None)
 
 
-def test_first_change_after_a_rules_change_is_skipped() -> None:
+def test_only_changes_caused_by_the_rules_are_skipped_across_a_rules_change() -> None:
+    """The worker emits what a new rules file changes as changes of their own (cause
+    ``rules``); the customer's changes after them are the customer's, under any version."""
     pb = make_playbook([email_action(), email_action("b", {"enter_tag": "overdue"})], frequency_caps={})
     changes = [
         segment_change(at=T, rules_version="r1-aaaaaaaaaaaa"),
-        tag_change("overdue", at=T + 1, rules_version="r1-bbbbbbbbbbbb"),
+        tag_change("overdue", at=T + 1, rules_version="r1-bbbbbbbbbbbb", cause={"kind": "rules"}),
         segment_change(at=T + 2, rules_version="r1-bbbbbbbbbbbb"),
+        segment_change("Lost", "At Risk", at=T + 3, rules_version="r1-cccccccccccc"),
     ]
-    records, state = run(changes, pb)
-    assert [outcome(r) for r in records] == [("scheduled", None), ("skipped", "rules_changed"), ("scheduled", None)]
-    assert state.rules_version == "r1-bbbbbbbbbbbb"
+    records, _ = run(changes, pb)
+    assert [outcome(r) for r in records] == [
+        ("scheduled", None), ("skipped", "rules_changed"), ("scheduled", None),
+    ]
 
 
 def test_a_change_caused_by_the_rules_is_skipped_even_for_a_customer_without_history() -> None:
@@ -363,7 +367,7 @@ def test_a_change_caused_by_the_rules_is_skipped_even_for_a_customer_without_his
 def test_act_lifts_backfill_and_rules_changed() -> None:
     pb = make_playbook(frequency_caps={}, backfill={"horizon_hours": 48, "act": True})
     old = decide(segment_change(at=T, backfill=True), pb, None, now_ms=T + 365 * DAY_MS, suppressed=False)[0]
-    changed = decide(segment_change(at=T, rules_version="r1-new"), pb, PolicyState("r1-old"), now_ms=T, suppressed=False)[0]
+    changed = decide(segment_change(at=T, cause={"kind": "rules"}), pb, PolicyState(), now_ms=T, suppressed=False)[0]
     assert outcome(old[0]) == outcome(changed[0]) == ("scheduled", None)
 
 
@@ -388,28 +392,31 @@ def test_suppression_skips_marketing_only() -> None:
 
 def test_skip_reasons_come_in_a_fixed_order() -> None:
     pb = make_playbook([email_action(cooldown_days=30)])
-    busy = PolicyState("r1-old", {"email": (T,)}, {"winback": (T,)})
+    busy = PolicyState({"email": (T,)}, {"winback": (T,)})
     horizon = pb.policies.backfill.horizon_ms
 
-    def reason(state, *, now, suppressed, rules_version="r1-old"):
-        return decide(segment_change(at=T, rules_version=rules_version), pb, state, now_ms=now, suppressed=suppressed)[0][0]["skip_reason"]
+    def reason(state, *, now, suppressed, cause="time"):
+        change = segment_change(at=T, cause={"kind": cause})
+        return decide(change, pb, state, now_ms=now, suppressed=suppressed)[0][0]["skip_reason"]
 
-    assert reason(busy, now=T + horizon + 1, suppressed=True, rules_version="r1-new") == "backfill"
-    assert reason(busy, now=T, suppressed=True, rules_version="r1-new") == "rules_changed"
+    assert reason(busy, now=T + horizon + 1, suppressed=True, cause="rules") == "backfill"
+    assert reason(busy, now=T, suppressed=True, cause="rules") == "rules_changed"
     assert reason(busy, now=T, suppressed=True) == "suppressed"
     assert reason(busy, now=T, suppressed=False) == "cooldown"
-    assert reason(PolicyState("r1-old", {"email": (T,)}), now=T, suppressed=False) == "frequency_cap"
-    assert reason(PolicyState("r1-old"), now=T, suppressed=False) is None
+    assert reason(PolicyState({"email": (T,)}), now=T, suppressed=False) == "frequency_cap"
+    assert reason(PolicyState(), now=T, suppressed=False) is None
 
 
 # --- state ---------------------------------------------------------------------------------------
 
 
 def test_state_bytes_round_trip_and_reject_garbage() -> None:
-    state = PolicyState("r1-x", {"email": (1, 2)}, {"a": (3,)}, ("c1", "c2"))
+    state = PolicyState({"email": (1, 2)}, {"a": (3,)}, ("c1", "c2"))
     assert PolicyState.from_bytes(state.to_bytes()) == state
     assert PolicyState.from_bytes(PolicyState().to_bytes()) == PolicyState()
-    for bad in (b"", b"[]", b'{"f": 2}', b'{"f": 1, "s": {"email": ["x"]}}', b'{"f": 1, "r": 5}', b"\xff"):
+    # A state written when it also kept the rules version of the last change still reads.
+    assert PolicyState.from_bytes(b'{"f": 1, "r": "r1-old", "s": {"email": [1, 2]}}') == PolicyState({"email": (1, 2)})
+    for bad in (b"", b"[]", b'{"f": 2}', b'{"f": 1, "s": {"email": ["x"]}}', b'{"f": 1, "d": [5]}', b"\xff"):
         with pytest.raises(ValueError):
             PolicyState.from_bytes(bad)
 
@@ -440,9 +447,9 @@ def test_state_keeps_only_what_a_decision_can_still_need() -> None:
 
 def test_state_forgets_channels_and_actions_the_playbook_no_longer_limits() -> None:
     pb = make_playbook(frequency_caps={})
-    state = PolicyState(RULES_VERSION, {"email": (T,), "sms": (T,)}, {"gone": (T,)})
+    state = PolicyState({"email": (T,), "sms": (T,)}, {"gone": (T,)})
     _, new = decide(segment_change(at=T + 1), pb, state, now_ms=T + 1, suppressed=False)
-    assert replace(new, decided=()) == PolicyState(RULES_VERSION)
+    assert replace(new, decided=()) == PolicyState()
 
 
 def test_a_redelivered_change_emits_nothing_and_keeps_the_state() -> None:
