@@ -8,7 +8,9 @@ worker's garbage collector settings (stream/cli/collector.py). Each
 customer gets one order, spread evenly over the --days before the start; batches of
 500 are flushed like the worker's. Then the clock moves forward a day at a time and
 each tick's cost is set beside the number of customers it found due, and beside one
-full scan of every stored state (what a periodic sweep would cost instead).
+full scan of every stored state (what a periodic sweep would cost instead). Last, a
+change of rules (other recency thresholds): every partition's sweep moves its customers
+to them in batches of --sweep-batch customers, flushed like the worker's.
 
 Changelog records are built (TableStore.flush returns them) but not sent.
 
@@ -36,7 +38,7 @@ from stream.core.engine import advance  # noqa: E402
 from stream.core.events import OrderEvent  # noqa: E402
 from stream.core.state import CustomerState  # noqa: E402
 from stream.processing import PartitionProcessor  # noqa: E402
-from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
+from stream.rules import DEFAULT_RULES_PATH, Rules, load_rules  # noqa: E402
 from stream.worker.table_keys import partition_of  # noqa: E402
 from tests.support.rocksdb_tables import RocksTables  # noqa: E402
 
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=500, help="first orders spread over this many days")
     parser.add_argument("--steps", default="1,1,1,3,7", help="days each timed rollover moves the clock")
+    parser.add_argument("--sweep-batch", type=int, default=1000, help="customers per batch of the rules change's sweep")
     args = parser.parse_args()
     settle_collector()  # as the worker runs
     rules = load_rules(DEFAULT_RULES_PATH)
@@ -138,6 +141,27 @@ def main() -> None:
                 changes += len(result.changes)
                 store.flush()
             ticks.append((time.monotonic() - started, due, changes))
+        rss_rollovers = rss_mib()
+
+        # A change of rules: the worker's sweep, batch after batch, each flushed.
+        new_rules = Rules.model_validate({
+            **rules.model_dump(mode="json"), "scores": {**rules.model_dump(mode="json")["scores"],
+                                                       "recency": {"thresholds": [14, 45, 120, 300]}},
+        })
+        started = time.monotonic()
+        swept = sweep_changes = sweep_batches = 0
+        for partition in range(PARTITIONS):
+            while True:
+                store = tables.store(partition)
+                processor = PartitionProcessor(new_rules, store)
+                result = processor.sweep_rules(args.sweep_batch)
+                store.flush()
+                swept += len(result.touched)
+                sweep_changes += len(result.changes)
+                sweep_batches += 1
+                if processor.rules_record().swept:
+                    break
+        sweep_seconds = time.monotonic() - started
         for db_table in tables.tables.values():
             db_table.data.db.flush()
         disk = folder_bytes(root)
@@ -148,12 +172,16 @@ def main() -> None:
     print(f"load through PartitionProcessor + TableStore + RocksDB: {load_seconds:.1f} s ({customers / load_seconds:,.0f} events/s)")
     print(f"state: {value_bytes / customers:.0f} bytes/customer of state values, {key_bytes / customers:.0f} of keys "
           f"(customer + timer); RocksDB on disk after flush {disk / customers:.0f} bytes/customer ({disk / 2**20:.0f} MiB)")
-    print(f"RSS: {rss_start:.0f} MiB at start, {rss_loaded:.0f} MiB loaded, {rss_end:.0f} MiB at the end")
+    print(f"RSS: {rss_start:.0f} MiB at start, {rss_loaded:.0f} MiB loaded, {rss_rollovers:.0f} MiB after the rollovers, "
+          f"{rss_end:.0f} MiB at the end")
     print(f"full sweep (read and advance every state): {scan_seconds:.2f} s, {scan_seconds / customers * 1e6:.1f} us/customer")
     for days, (seconds, due, changes) in zip(args.steps.split(","), ticks):
         per_due = f"{seconds / due * 1e6:.0f} us/due customer" if due else "-"
         print(f"rollover of {days} day(s): {due:,} due ({due / customers:.2%}), {changes:,} changes, {seconds:.3f} s, "
               f"{per_due}; {seconds / scan_seconds:.3f} of a full sweep")
+    print(f"change of rules: {swept:,} customers moved in {sweep_batches:,} batches of up to {args.sweep_batch:,}, "
+          f"{sweep_changes:,} changes, {sweep_seconds:.1f} s ({swept / sweep_seconds:,.0f} customers/s, "
+          f"{sweep_seconds / swept * 1e6:.0f} us/customer); {sweep_seconds / scan_seconds:.1f} full scans")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import platform
 import subprocess
@@ -100,13 +101,16 @@ def run_one(config: str, customers: int, batch: int, workload: str, cprofile: st
     with tempfile.TemporaryDirectory() as folder:
         tables = RocksTables(Path(folder), partitions)
 
+        # Trees before 2026-11-28 (A/B runs) had no rules-change sweep.
+        sweep = {"sweep_customers": 1000} if "sweep_customers" in inspect.signature(process_records).parameters else {}
+
         def work(batches: list[tuple[int, list[bytes]]], first_offset: int) -> int:
             """The agent's work for each batch (its offset counts on from
             ``first_offset``); returns the changes made."""
             changes = 0
             for offset, (partition, values) in enumerate(batches, start=first_offset):
                 store = tables.store(partition)
-                output = process_records(values, store, rules, emitted_at_ms=1_700_000_000_000)
+                output = process_records(values, store, rules, emitted_at_ms=1_700_000_000_000, **sweep)
                 store.set_last_offset(offset)
                 store.flush()
                 changes += len(output.changes)

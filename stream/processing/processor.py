@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from stream.core.changes import Change
 from stream.core.engine import adopt_rules, advance, apply, look_ahead, new_state
 from stream.core.events import Event
-from stream.core.state import CustomerState
 from stream.core.params import params_for
+from stream.core.state import CustomerState
 from stream.core.timers import next_due
 from stream.processing.rules_change import RulesRecord, changeover
 from stream.processing.store import ProcessorStore
