@@ -359,6 +359,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         intake_progress.reset()
         events_progress.reset()
         rules_settled.clear()
+        rules_sweeping.clear()
         let_go_of_held_events()
 
     def let_go_of_held_events() -> None:
