@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from stream.cli.context import CliContext
 from stream.cli.history import INSTANT, iter_lines
 from stream.processing.batch import run_batch
-from stream.rules import RulesError, calibrate, load_rules, render_rules_toml
+from stream.rules import Rules, RulesError, calibrate, load_rules, render_rules_toml
 
 
 def _load(path: str | None):
@@ -26,10 +27,44 @@ def rules_group() -> None:
 
 @rules_group.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
-def check(file: str) -> None:
+@click.option(
+    "--worker", "against_worker", is_flag=True,
+    help="Also check FILE against the rules the worker's partitions run under (its state on Kafka): "
+         "whether a worker started with FILE can carry that state over.",
+)
+@click.pass_obj
+def check(context: CliContext, file: str, against_worker: bool) -> None:
     """Validate FILE: exit 1 with the file, the field and the reason if it is invalid."""
     rules = _load(file)
     click.echo(f"{file}: valid, rules_version {rules.version}")
+    if against_worker:
+        _check_against_worker(context, file, rules)
+
+
+def _check_against_worker(context: CliContext, file: str, rules: Rules) -> None:
+    from stream.cli.snapshot import partition_records
+    from stream.processing.rules_change import incompatibilities
+    from stream.worker.settings import load_worker_settings
+
+    app_id = load_worker_settings(context.config_file).app_id
+    _, records = partition_records(context.kafka_settings(), app_id)
+    if not records:
+        click.echo(f"worker {app_id}: no partition state on Kafka yet")
+        return
+    problems = {partition: incompatibilities(record, rules) for partition, record in sorted(records.items())}
+    refused = {partition: found for partition, found in problems.items() if found}
+    if refused:
+        partitions = ", ".join(str(partition) for partition in refused)
+        raise click.ClickException(
+            f"{file}: a worker of {app_id} would stop on partition(s) {partitions}: " + "; ".join(next(iter(refused.values())))
+        )
+    for version in sorted({record.version for record in records.values()}):
+        partitions = ", ".join(str(p) for p, record in sorted(records.items()) if record.version == version)
+        if version == rules.version:
+            click.echo(f"worker {app_id}: partition(s) {partitions} run under these rules already")
+        else:
+            click.echo(f"worker {app_id}: partition(s) {partitions} run under {version}; started with {file}, "
+                       "the worker moves their customers to these rules (README: Changing the rules)")
 
 
 @rules_group.command("show")

@@ -47,6 +47,20 @@ def _read_compacted(kafka, topic: str, partitions: list[int] | None = None) -> d
         consumer.close()
 
 
+def partition_records(
+    kafka, app_id: str, partitions: list[int] | None = None,
+) -> tuple[dict[int, int], dict[int, RulesRecord]]:
+    """Each partition's clock and rules record, as the worker's ``clocks`` changelog has them."""
+    clocks: dict[int, int] = {}
+    rules: dict[int, RulesRecord] = {}
+    for (partition, key), value in _read_compacted(kafka, f"{app_id}-clocks-changelog", partitions).items():
+        if key == clock_key(partition):
+            clocks[partition] = int(value)
+        elif key == rules_key(partition):
+            rules[partition] = RulesRecord.from_bytes(value)
+    return clocks, rules
+
+
 def _profiles(context: CliContext, rules_file: str | None, customer_id: str | None = None) -> list[dict]:
     settings = load_worker_settings(context.config_file)
     try:
@@ -55,17 +69,15 @@ def _profiles(context: CliContext, rules_file: str | None, customer_id: str | No
         raise click.ClickException(str(error)) from None
     kafka = context.kafka_settings()
     customers_topic = f"{settings.app_id}-customers-changelog"
-    clocks_topic = f"{settings.app_id}-clocks-changelog"
     partitions = None
     if customer_id is not None:
         partitions = [partition_of(customer_id, settings.partitions)]
-    partition_values = _read_compacted(kafka, clocks_topic, partitions)
-    clocks = {partition: int(value) for (partition, key), value in partition_values.items() if key == clock_key(partition)}
-    for (partition, key), value in sorted(partition_values.items()):
-        if key == rules_key(partition) and (version := RulesRecord.from_bytes(value).version) != rules.version:
+    clocks, partition_rules = partition_records(kafka, settings.app_id, partitions)
+    for partition, record in sorted(partition_rules.items()):
+        if record.version != rules.version:
             # Profiles under other rules than the worker's would be silently wrong.
             raise click.ClickException(
-                f"partition {partition} of {settings.app_id} runs under rules {version}, not "
+                f"partition {partition} of {settings.app_id} runs under rules {record.version}, not "
                 f"{rules_file or settings.rules_file or 'the shipped rules'} ({rules.version}): "
                 "pass the worker's rules file with --rules, or set rules_file under [worker] in the config"
             )

@@ -43,6 +43,9 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(
         ns.start_worker()
         ns.cli("replay", str(before), "--until", CHANGE_AT, "--wait", "--timeout", "240")
         ns.stop_worker()
+        # The pre-flight check reads the partitions' rules from Kafka.
+        checked = ns.cli("rules", "check", str(new_rules), "--worker").stdout
+        assert f"partition(s) 0, 1, 2, 3 run under {Rules().version}; started with {new_rules}" in checked
 
         ns.start_worker("--rules", str(new_rules))
         ns.cli("replay", str(after), "--until", UNTIL, "--wait", "--timeout", "240")
@@ -81,6 +84,9 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(
         # Another time zone: the stored email-open days cannot be carried over.
         berlin = tmp_path / "berlin.toml"
         berlin.write_text(render_rules_toml(Rules.model_validate({**NEW_RULES_FIELDS, "timezone": "Europe/Berlin"})))
+        refused = ns.cli("rules", "check", str(berlin), "--worker", check=False)
+        assert refused.returncode == 1
+        assert "would stop on partition(s) 0, 1, 2, 3: timezone: the stored states count" in refused.stderr
         ns.start_worker("--rules", str(berlin))
         assert ns.worker is not None
         code = ns.worker.wait(timeout=60)
