@@ -311,11 +311,15 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         rules_settled.discard(partition)
         return True
 
-    async def nudge(partition: int) -> None:
-        # In the partition's transaction under exactly-once, as the intake's forwards.
-        output = OutputBatch(app, topics.events, partition)
-        output.add(topics.events, NUDGE_KEY, encode_nudge(), partition=partition)
+    async def send_to_partition(partition: int, key: bytes, value: bytes) -> None:
+        """A tick or a nudge: no consumed offset stands behind it, so it goes outside the
+        transactions (OutputBatch), visible at once, whether events come or not."""
+        output = OutputBatch(app, topics.events, partition, transactional=False)
+        output.add(topics.events, key, value, partition=partition)
         await output.send()
+
+    async def nudge(partition: int) -> None:
+        await send_to_partition(partition, NUDGE_KEY, encode_nudge())
 
     @app.timer(1.0)
     async def nudge_unsettled_partitions() -> None:
@@ -327,7 +331,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             if tp.topic == topics.events and tp.partition not in rules_settled:
                 try:
                     await nudge(tp.partition)
-                except Exception as error:  # e.g. its transaction not open yet: again in a second
+                except Exception as error:  # e.g. the producer not started yet: again in a second
                     log.info("partition %d: could not nudge it: %s", tp.partition, error)
 
     def on_state_durable(tp: Any, offsets: list[int], batch: list[Any], delivered: asyncio.Future) -> None:
@@ -346,7 +350,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             tick = encode_tick(now_ms())
             for tp in app.consumer.assignment():
                 if tp.topic == topics.events:
-                    await events_topic.send(key=TICK_KEY, value=tick, partition=tp.partition)
+                    await send_to_partition(tp.partition, TICK_KEY, tick)
 
     probe = WorkerProbe(
         app, rules, telemetry, events_topic=topics.events, source_topics=topics.inputs(), partitions=partitions,

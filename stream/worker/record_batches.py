@@ -35,12 +35,18 @@ class OutputBatch:
     partition's offsets; faust would pick a transaction from the *destination* topic's
     partition group, and output topics are not consumed by the app, so it would send
     them outside any transaction.
+
+    ``transactional=False``: outside any transaction under exactly-once too, for records
+    no consumed offset stands behind (clock ticks, nudges). A transaction commits only
+    with offsets that moved, so in one they stayed invisible to ``read_committed``
+    readers until an event came for the partition.
     """
 
-    def __init__(self, app: faust.App, source_topic: str, source_partition: int) -> None:
+    def __init__(self, app: faust.App, source_topic: str, source_partition: int, *, transactional: bool = True) -> None:
         self._app = app
         self._source_topic = source_topic
         self._source_partition = source_partition
+        self._transactional = transactional
         # topic -> partition (None: by key, decided at send) -> [(key, value)]
         self._records: dict[str, dict[int | None, list[KeyValue]]] = {}
 
@@ -73,7 +79,7 @@ class OutputBatch:
         source partition's transactional producer under exactly-once, held with the
         lock faust takes around that producer's sends and commits."""
         faust_producer = self._app.producer
-        if not self._app.in_transaction:
+        if not (self._app.in_transaction and self._transactional):
             yield faust_producer._ensure_producer()
             return
         group = self._app.assignor.group_for_topic(self._source_topic)
