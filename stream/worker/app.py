@@ -11,7 +11,6 @@ from typing import Any
 import faust
 
 from stream.clients import KafkaSettings
-from stream.core.timers import next_due
 from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, encode_dead_letter
 from stream.events.internal import NUDGE_KEY, TICK_KEY, encode_event, encode_nudge, encode_tick
@@ -249,7 +248,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         partition = tp.partition
         store = TableStore(customers, timers, clocks, partition, history)
         if repair_timers and partition not in repaired_partitions:
-            fixed = store.repair_timers(lambda state: next_due(state, rules))
+            fixed = store.repair_timers(rules)
             repaired_partitions.add(partition)
             log.warning("partition %d: timer index checked after an unclean stop, %d timers rewritten", partition, fixed)
         records = await take_unhandled(app, holes, events_progress, tp, batch)

@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 
 from stream.core.state import CustomerState
+from stream.processing.processor import scheduled_due
+from stream.rules import Rules
 from stream.processing.census import Census, Standing, standing_of
 from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
 from stream.worker.table_keys import (
@@ -185,13 +187,19 @@ class TableStore:
             self._timer_writes[key] = b""
             heapq.heappush(self._timer_puts, key)
 
-    def repair_timers(self, next_due) -> int:
+    def repair_timers(self, rules: Rules) -> int:
         """Re-derive the partition's timer index from its customer states.
 
         Under at-least-once, a crash can persist a customer's new state while the
         matching timer write is lost (different changelog partitions, no transaction).
         After an unclean stop the worker runs this once per partition, a full scan of
         that partition, so no customer's time-caused change is ever skipped.
+
+        Each timer goes where the processor will look for it (``scheduled_due``): the
+        instant stored with the state, worked out under the rules the state was saved
+        under. Worked out afresh under ``rules`` instead, a state not yet moved to new
+        rules got its timer moved to where the processor would not delete it, and, when
+        the new rules' instant was the old one, lost it.
         Returns the number of timers written."""
         scheduled: dict[str, int] = {}
         for key, _ in _iter_items(self._timers_db()):
@@ -200,7 +208,7 @@ class TableStore:
         written = 0
         for _, raw in _iter_items(self._customers_db()):
             state = CustomerState.from_bytes(raw)
-            expected = next_due(state)
+            expected = scheduled_due(state, rules)
             current = scheduled.get(state.customer_id)
             if current != expected:
                 self.reschedule(state.customer_id, current, expected)

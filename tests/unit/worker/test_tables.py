@@ -170,3 +170,58 @@ def test_a_change_of_rules_on_rocksdb_matches_the_memory_store(tmp_path: Path) -
             assert profile(store.load(customer_id), clock, new_rules) == profile(memory_store.states[customer_id], clock, new_rules)
     finally:
         tables.close()
+
+
+def test_the_timer_repair_after_a_crash_leaves_a_customer_not_yet_moved_to_new_rules_its_timer(tmp_path: Path) -> None:
+    """After an unclean stop the worker repairs each partition's timer index before its
+    first batch, possibly in the middle of a change of rules. Found by killing a worker
+    mid-sweep: the repair worked each timer out under the new rules, moving a customer
+    not yet moved to them to an instant the processor does not know of; when the sweep
+    then moved it to the new rules with the same next instant as before, nothing was
+    written, and its time-caused changes never came."""
+    from stream.core.timeutil import parse_rfc3339_ms
+    from stream.rules import Rules
+
+    new_rules = Rules.model_validate({"scores": {"recency": {"thresholds": [14, 45, 120, 300]}}, "window_days": 365})
+    # One-time buyers of 1997-01-01 (as in CDNOW): the old rules' next instant and the
+    # new rules' one after the change are both 06-30 (lapsed), the new rules worked out
+    # on the old state name 05-02, before the change.
+    orders = [
+        OrderEvent(f"e{n}", f"c{n}", parse_rfc3339_ms("1997-01-01T12:00:00Z"), f"o{n}", "placed", 20_000_000, False, None)
+        for n in range(5)
+    ]
+    since, until = parse_rfc3339_ms("1997-06-01T00:00:00Z"), parse_rfc3339_ms("1998-07-01T00:00:00Z")
+
+    memory_store = MemoryStore()
+    memory = PartitionProcessor(RULES, memory_store)
+    expected = set()
+    for order in orders:
+        expected.update(c.change_id for c in memory.on_event(order).changes)
+    expected.update(c.change_id for c in memory.on_tick(since).changes)
+    memory = PartitionProcessor(new_rules, memory_store)
+    expected.update(c.change_id for c in memory.sweep_rules(100).changes)
+    later = memory.on_tick(until).changes
+    assert len(later) == 10  # lapsed, then Lost, for each
+    expected.update(c.change_id for c in later)
+
+    tables = RocksTables(tmp_path, 1)
+    try:
+        store = tables.store(0)
+        processor = PartitionProcessor(RULES, store)
+        got = set()
+        for order in orders:
+            got.update(c.change_id for c in processor.on_event(order).changes)
+        got.update(c.change_id for c in processor.on_tick(since).changes)
+        store.flush()
+        # The restart under the new rules: the repair, then the batch, in one store.
+        store = tables.store(0)
+        store.repair_timers(new_rules)
+        processor = PartitionProcessor(new_rules, store)
+        got.update(c.change_id for c in processor.sweep_rules(100).changes)
+        store.flush()
+        store = tables.store(0)
+        got.update(c.change_id for c in PartitionProcessor(new_rules, store).on_tick(until).changes)
+        store.flush()
+        assert got == expected
+    finally:
+        tables.close()
