@@ -470,11 +470,21 @@ function renderPartitions(overview) {
     .map((c) =>
       el("tr", {},
         el("td", {}, c.partition), el("td", {}, c.clock ? fmtInstant(c.clock) : "no event yet"),
-        el("td", {}, fmtDuration(c.event_time_lag_seconds))));
+        el("td", {}, fmtDuration(c.event_time_lag_seconds)), rulesCell(c)));
   $("clocks").tBodies[0].replaceChildren(...clockRows);
 
   renderCounts($("dead-letters"), overview.dead_letters_by_reason, "none");
   renderCounts($("tags"), overview.tags, "no tagged customer");
+}
+
+// The rules a partition runs under; after a change of rules, whether its stored
+// customers are all moved to them yet (README: Changing the rules).
+function rulesCell(c) {
+  if (!c.rules_version) return el("td", {}, "—");
+  const code = el("code", {}, c.rules_version);
+  if (!c.rules_since || c.rules_swept) return el("td", {}, code);
+  return el("td", { class: "warn", title: `replacing ${c.rules_previous} from ${c.rules_since} on` },
+    code, " moving customers");
 }
 
 function renderCounts(list, counts, emptyText) {
