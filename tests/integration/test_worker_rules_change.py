@@ -4,6 +4,7 @@ batch --rules-change` does; rules its stored state cannot be carried over to sto
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import orjson
@@ -112,5 +113,56 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(
         ns.cli("replay", str(empty), "--until", UNTIL, "--wait", "--timeout", "240")
         ns.cli("snapshot", "--out", str(again), "--rules", str(new_rules))
         assert again.read_bytes().splitlines() == batch_profiles
+    finally:
+        ns.close()
+
+
+@pytest.mark.timeout(600)
+def test_a_rebalance_mid_sweep_loses_nothing_under_exactly_once(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
+    """A second worker joins while the first moves its customers to new rules: the
+    partitions it takes over go on from where their sweep stood (the record is in the
+    clocks table, restored from its changelog), and a read_committed reader sees each
+    change once."""
+    events = time_ordered(list(cdnow_orders(limit_customers=400)))
+    change_at = parse_rfc3339_ms(CHANGE_AT)
+    history, before, after = tmp_path / "all.jsonl", tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    write_jsonl(events, history)
+    write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) <= change_at], before)
+    write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) > change_at], after)
+    new_rules = tmp_path / "new-rules.toml"
+    new_rules.write_text(render_rules_toml(NEW_RULES))
+    ns = WorkerNamespace(
+        kafka_bootstrap, unique_name("rules-rebalance"), tmp_path, guarantee="exactly_once",
+        worker_settings="rules_sweep_customers = 3",
+    )
+    try:
+        ns.start_worker()
+        ns.cli("replay", str(before), "--until", CHANGE_AT, "--wait", "--timeout", "240")
+        ns.stop_worker()
+        # Both workers read the rules from the config from here on.
+        ns.config.write_text(ns.config.read_text().replace("[worker]\n", f'[worker]\nrules_file = "{new_rules}"\n', 1))
+        ns.start_worker()
+        ns.wait_for_log("moving its stored customers to them", timeout=60)
+        ns.start_extra_worker("second")
+        ns.cli("replay", str(after), "--until", UNTIL, "--wait", "--timeout", "240")
+        second_log = tmp_path / f"{ns.prefix}-second-worker.log"
+
+        def swept() -> int:
+            return (ns.worker_log.read_text() + second_log.read_text()).count("every stored customer is under rules")
+
+        deadline = time.monotonic() + 120
+        while swept() < 4:
+            assert time.monotonic() < deadline, ns.log_tail() + "\n" + ns.log_tail(path=second_log)
+            time.sleep(0.5)
+        assert "moving its stored customers to them" in second_log.read_text(), "the second worker took over no sweep"
+        empty = tmp_path / "empty.jsonl"
+        empty.write_bytes(b"")
+        ns.cli("replay", str(empty), "--wait", "--timeout", "240")
+
+        snapshot = tmp_path / "snapshot.jsonl"
+        ns.cli("snapshot", "--out", str(snapshot))
+        batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path, "--rules-change", f"{CHANGE_AT}={new_rules}")
+        assert snapshot.read_bytes().splitlines() == batch_profiles
+        assert ns.changes_by_customer(isolation_level="read_committed") == batch_changes
     finally:
         ns.close()
