@@ -15,6 +15,10 @@ event, a timer, or the sweep), so what each customer emits does not depend on wh
 sweep reaches it: the changes the new rules make at ``since`` (cause ``rules``), then
 the time-caused ones after it, with their own instants.
 
+A change of rules cannot begin while the previous one is still being swept: the
+customers not reached yet would skip the rules in between (the record keeps their
+version, not their content).
+
 Some rules decide what a state keeps, and a state built under the old ones cannot be
 worked into one built under the new: the business time zone (email-open days are
 counted in it), a longer order window (older orders are already folded) and longer
@@ -76,6 +80,13 @@ def incompatibilities(record: RulesRecord, rules: Rules) -> list[str]:
     (empty: they can), one ``field: reason`` each."""
     new = record_for(rules)
     problems = []
+    if not record.swept and new.version != record.version:
+        # The customers the sweep has not reached would skip the rules in between
+        # (only their version is kept, not their content).
+        problems.append(
+            f"rules: the partition is still moving its stored customers to {record.version}, a change of rules "
+            "under way; run the worker with those rules until it is done (segments_rules_sweep_pending)"
+        )
     if new.timezone != record.timezone:
         problems.append(
             f"timezone: the stored states count email-open days in {record.timezone}, the new rules in {new.timezone}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -66,6 +67,16 @@ def test_the_record_of_a_partition_follows_the_rules_it_runs_under() -> None:
 def test_rules_the_stored_states_cannot_be_carried_over_to_are_refused_by_field(rules: Rules, field: str) -> None:
     with pytest.raises(RulesChangeError, match=field.replace(".", r"\.")):
         changeover(record_for(OLD), rules, 5_000)
+
+
+def test_a_change_of_rules_cannot_begin_while_the_previous_one_is_being_swept() -> None:
+    third = Rules.model_validate({"scores": {"recency": {"thresholds": [20, 60, 120, 300]}}, "window_days": 365})
+    under_way = changeover(record_for(OLD), NEW, 5_000)
+    with pytest.raises(RulesChangeError, match=f"still moving its stored customers to {NEW.version}"):
+        changeover(under_way, third, 6_000)
+    assert changeover(under_way, NEW, 6_000) is under_way  # the same rules go on with it
+    done = changeover(replace(under_way, swept=True), third, 6_000)
+    assert (done.version, done.previous, done.since) == (third.version, NEW.version, 6_000)
 
 
 def run_with_change(events, before: int, sweep_limit: int, since_tick: int) -> tuple[MemoryStore, list]:
