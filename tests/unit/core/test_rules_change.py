@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from stream.core import CustomerState, adopt_rules, advance, apply, next_due, profile
 from stream.core.params import params_for
+from stream.events.schemas import validator
 from stream.rules import Rules
 
 from .helpers import DAY, DEFAULT, cart, email_open, ms, order, run, seg_changes
@@ -43,6 +44,8 @@ def test_what_the_new_rules_say_differently_is_emitted_at_the_instant_with_cause
     assert {change.cause.kind for change in changes} == {"rules"}
     assert {change.rules_version for change in changes} == {TIGHTER.version}
     assert changes[0].to_json_dict()["cause"] == {"kind": "rules"}
+    record = {**changes[0].to_json_dict(), "emitted_at": "2024-01-20T00:00:01.000Z"}
+    assert list(validator("segment_change").iter_errors(record)) == []
     assert state.rules_tag == params_for(TIGHTER).version_tag
     assert state.evaluated_at == since
 
