@@ -24,11 +24,9 @@ NEW_RULES_FIELDS = {"scores": {"recency": {"thresholds": [14, 45, 120, 300]}}, "
 NEW_RULES = Rules.model_validate(NEW_RULES_FIELDS)
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-def test_a_worker_restarted_with_new_rules_agrees_with_batch(
-    kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str,
-) -> None:
+def _files(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """The first 400 CDNOW customers' history, whole and split at CHANGE_AT, and the new
+    rules file."""
     events = time_ordered(list(cdnow_orders(limit_customers=400)))
     change_at = parse_rfc3339_ms(CHANGE_AT)
     history, before, after = tmp_path / "all.jsonl", tmp_path / "before.jsonl", tmp_path / "after.jsonl"
@@ -37,6 +35,15 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(
     write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) > change_at], after)
     new_rules = tmp_path / "new-rules.toml"
     new_rules.write_text(render_rules_toml(NEW_RULES))
+    return history, before, after, new_rules
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_a_worker_restarted_with_new_rules_agrees_with_batch(
+    kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str,
+) -> None:
+    history, before, after, new_rules = _files(tmp_path)
     # A few customers per batch, so the sweep takes many batches, between the events.
     ns = WorkerNamespace(
         kafka_bootstrap, unique_name("rules"), tmp_path, guarantee=guarantee, worker_settings="rules_sweep_customers = 3",
@@ -123,14 +130,7 @@ def test_a_rebalance_mid_sweep_loses_nothing_under_exactly_once(kafka_bootstrap:
     partitions it takes over go on from where their sweep stood (the record is in the
     clocks table, restored from its changelog), and a read_committed reader sees each
     change once."""
-    events = time_ordered(list(cdnow_orders(limit_customers=400)))
-    change_at = parse_rfc3339_ms(CHANGE_AT)
-    history, before, after = tmp_path / "all.jsonl", tmp_path / "before.jsonl", tmp_path / "after.jsonl"
-    write_jsonl(events, history)
-    write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) <= change_at], before)
-    write_jsonl([e for e in events if parse_rfc3339_ms(e["occurred_at"]) > change_at], after)
-    new_rules = tmp_path / "new-rules.toml"
-    new_rules.write_text(render_rules_toml(NEW_RULES))
+    history, before, after, new_rules = _files(tmp_path)
     ns = WorkerNamespace(
         kafka_bootstrap, unique_name("rules-rebalance"), tmp_path, guarantee="exactly_once",
         worker_settings="rules_sweep_customers = 3",
