@@ -53,6 +53,8 @@ def batch(
         later: list[tuple[int, Rules]] = [(instant, load_rules(path)) for instant, path in rules_changes]
     except RulesError as error:
         raise click.ClickException(str(error)) from None
+    # run_batch would refuse them too, but only once it got there in the history, and
+    # without the file's name.
     previous = rules
     for (_, path), (_, changed) in sorted(zip(rules_changes, later), key=lambda pair: pair[0][0]):
         problems = incompatibilities(record_for(previous), changed)

@@ -51,8 +51,9 @@ def _check_against_worker(context: CliContext, file: str, rules: Rules) -> None:
     if not records:
         click.echo(f"worker {app_id}: no partition state on Kafka yet")
         return
-    problems = {partition: incompatibilities(record, rules) for partition, record in sorted(records.items())}
-    refused = {partition: found for partition, found in problems.items() if found}
+    refused = {
+        partition: found for partition, record in sorted(records.items()) if (found := incompatibilities(record, rules))
+    }
     if refused:
         partitions = ", ".join(str(partition) for partition in refused)
         raise click.ClickException(

@@ -81,8 +81,8 @@ class PartitionProcessor:
             state = self.store.load(customer_id)
             if state is None or state.rules_tag == self._rules_tag:
                 continue
-            state, old_due, changes = self._load(customer_id)
-            assert state is not None
+            old_due = scheduled_due(state, self.rules)
+            changes = self._adopt(state)
             if clock is not None:
                 changes.extend(advance(state, clock, self.rules))
             self._save(state, old_due)
@@ -115,12 +115,12 @@ class PartitionProcessor:
         if state is None:
             return None, None, []
         old_due = scheduled_due(state, self.rules)
-        changes: list[Change] = []
-        if state.rules_tag != self._rules_tag:
-            since = self.rules_record().since
-            if since is not None:
-                changes = adopt_rules(state, since, self.rules)
-        return state, old_due, changes
+        return state, old_due, self._adopt(state) if state.rules_tag != self._rules_tag else []
+
+    def _adopt(self, state: CustomerState) -> list[Change]:
+        """Move a customer stamped with other rules to these, at the instant they took over."""
+        since = self.rules_record().since
+        return adopt_rules(state, since, self.rules) if since is not None else []
 
     def _move_clock(self, now: int) -> StepResult:
         # The record first: a change of rules takes effect at the clock as it stood.

@@ -236,9 +236,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
                     await process_batch(batch)
 
     repaired_partitions: set[int] = set()
-    # Partitions whose last batch left no change of rules to sweep; the others are nudged.
-    rules_settled: set[int] = set()
-    rules_sweeping: set[int] = set()
+    # Partition -> whether its last batch left a change of rules to sweep; a partition
+    # with no batch yet, or one still sweeping, is nudged.
+    sweeping: dict[int, bool] = {}
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
@@ -295,20 +295,18 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     def sweeping_on(partition: int, record: RulesRecord | None) -> bool:
         """Whether a change of rules is still being swept into the partition (logged as
         its sweep starts and ends)."""
-        if record is None or record.swept:
-            rules_settled.add(partition)
-            if partition in rules_sweeping:
-                rules_sweeping.discard(partition)
-                log.warning("partition %d: every stored customer is under rules %s", partition, rules.version)
-            return False
-        if partition not in rules_sweeping:
-            rules_sweeping.add(partition)
+        now_sweeping = record is not None and not record.swept
+        was_sweeping = sweeping.get(partition)
+        sweeping[partition] = now_sweeping
+        if now_sweeping and not was_sweeping:
+            assert record is not None
             log.warning(
                 "partition %d: rules %s replace %s from %s on; moving its stored customers to them",
                 partition, record.version, record.previous, rfc3339_ms(record.since or 0),
             )
-        rules_settled.discard(partition)
-        return True
+        elif was_sweeping and not now_sweeping:
+            log.warning("partition %d: every stored customer is under rules %s", partition, rules.version)
+        return now_sweeping
 
     async def send_to_partition(partition: int, key: bytes, value: bytes) -> None:
         """A tick or a nudge: no consumed offset stands behind it, so it goes outside the
@@ -317,9 +315,6 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         output.add(topics.events, key, value, partition=partition)
         await output.send()
 
-    async def nudge(partition: int) -> None:
-        await send_to_partition(partition, NUDGE_KEY, encode_nudge())
-
     @app.timer(1.0)
     async def nudge_unsettled_partitions() -> None:
         """A partition runs a batch, and so finds out whether the rules changed, only
@@ -327,9 +322,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         if app.rebalancing:
             return
         for tp in app.consumer.assignment():
-            if tp.topic == topics.events and tp.partition not in rules_settled:
+            if tp.topic == topics.events and sweeping.get(tp.partition, True):
                 try:
-                    await nudge(tp.partition)
+                    await send_to_partition(tp.partition, NUDGE_KEY, encode_nudge())
                 except Exception as error:  # e.g. the producer not started yet: again in a second
                     log.info("partition %d: could not nudge it: %s", tp.partition, error)
 
@@ -361,8 +356,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         # faust reads every partition again from its committed offset after a rebalance.
         intake_progress.reset()
         events_progress.reset()
-        rules_settled.clear()
-        rules_sweeping.clear()
+        sweeping.clear()
         let_go_of_held_events()
 
     def let_go_of_held_events() -> None:

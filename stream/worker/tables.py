@@ -231,15 +231,16 @@ class TableStore:
     # ----------------------------------------------------------- rules change
 
     def customer_ids_after(self, customer_id: str | None, limit: int) -> list[str]:
+        after = None if customer_id is None else customer_id.encode()
         iterator = self._customers_db().iter()
-        if customer_id is None:
+        if after is None:
             iterator.seek_to_first()
         else:
-            iterator.seek(customer_id.encode())
+            iterator.seek(after)
         found: list[str] = []
         while iterator.valid() and len(found) < limit:
             key = iterator.key()
-            if not key.startswith(_FAUST_KEY_PREFIX) and (customer_id is None or key != customer_id.encode()):
+            if key != after and not key.startswith(_FAUST_KEY_PREFIX):
                 found.append(key.decode())
             iterator.next()
         return found
