@@ -14,18 +14,22 @@ class PartitionOffsets:
     """One topic-partition the worker's group consumes (kafka-consumer-groups' view).
 
     ``committed`` is the group's committed offset (the next offset to read), ``end`` the
-    log-end offset as last seen by the consumer; None when not known yet."""
+    log-end offset; None when not known yet. ``unread_from`` is set for a partition the
+    group never committed: the log start, where its consumers begin, so what is on the
+    broker counts as lag (as ``segments lag`` counts it) instead of no lag at all."""
 
     topic: str
     partition: int
     committed: int | None
     end: int | None
+    unread_from: int | None = None
 
     @property
     def lag(self) -> int | None:
-        if self.committed is None or self.end is None:
+        read_from = self.committed if self.committed is not None else self.unread_from
+        if read_from is None or self.end is None:
             return None
-        return max(0, self.end - self.committed)
+        return max(0, self.end - read_from)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from stream.worker.offsets import (
 from stream.worker.plumbing import (
     RAW, ack_processed, current_event_of, delivered_or_crash, now_ms, state_table, stream_app,
 )
-from stream.worker.probe import WorkerProbe
+from stream.worker.probe import WorkerProbe, watch_source_log_bounds
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import WorkerSettings, web_token
 from stream.worker.table_keys import partition_of
@@ -386,6 +386,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
 
     probe.progress_of = lambda tp: {**progress_of(tp).describe(tp), **merge_state(tp)}
     probe.held_events = lambda: len(merger)
+    probe.log_bounds = watch_source_log_bounds(app, probe.source_topics, lambda: probe.started)
 
     register_ops_endpoints(
         app, probe, customers_table=customers, sample_seconds=settings.sample_seconds,

@@ -1,5 +1,5 @@
-"""The broker queries the agents make (end offsets of their source partitions, the
-group's committed offsets), on a Kafka client of their own.
+"""The broker queries the agents and the ops probe make (log start and end offsets of
+their source partitions, the group's committed offsets), on a Kafka client of their own.
 
 Why not faust's consumer, which could answer both: its calls run in faust's consumer
 thread, off a queue served by two workers that also carry every fetch. A query that
@@ -38,6 +38,13 @@ class BrokerQueries:
             return {}
         consumer = await self._started()
         return await self._bounded("end offsets", lambda: consumer.end_offsets(list(partitions)))
+
+    async def beginning_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        """The first offset still on the broker of each partition (the log start)."""
+        if not partitions:
+            return {}
+        consumer = await self._started()
+        return await self._bounded("beginning offsets", lambda: consumer.beginning_offsets(list(partitions)))
 
     async def committed(self, partition: Any) -> int | None:
         """The group's committed offset of ``partition`` (None: nothing committed)."""

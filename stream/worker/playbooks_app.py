@@ -35,7 +35,7 @@ from stream.worker.offsets import (
 from stream.worker.plumbing import (
     RAW, LocalWrites, ack_processed, current_event_of, now_ms, read_local, state_table, stream_app,
 )
-from stream.worker.probe import app_ready, group_offsets
+from stream.worker.probe import app_ready, group_offsets, watch_source_log_bounds
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import PlaybooksSettings, web_token
 from stream.worker.suppression_feed import SuppressionFeed
@@ -157,8 +157,10 @@ def build_playbooks_app(
         commit_from_progress(app, {changes_topic_name}, changes_progress.next_to_commit, gate if exactly_once else None)
         started["assigned"] = True
 
+    log_bounds = watch_source_log_bounds(app, {changes_topic_name}, lambda: started["assigned"])
+
     def snapshot() -> PlaybooksSnapshot:
-        offsets = group_offsets(app, {changes_topic_name}) if started["assigned"] else []
+        offsets = group_offsets(app, {changes_topic_name}, log_bounds) if started["assigned"] else []
         return PlaybooksSnapshot(app.conf.id, ready(), offsets, telemetry)
 
     def ready() -> bool:

@@ -4,6 +4,7 @@ offsets, so this is the one place that knows where faust keeps them)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -17,16 +18,82 @@ from stream.processing.rules_change import RulesRecord
 from stream.worker.table_keys import census_key, clock_key, partition_of, rules_key
 from stream.worker.tables import read_history
 
+log = logging.getLogger(__name__)
 
-def group_offsets(app: Any, topics: set[str]) -> list[PartitionOffsets]:
+# How often the broker is asked for the offsets of source partitions the consumer has
+# none for; a scrape's lag for such a partition is at most this old.
+LOG_BOUNDS_REFRESH_SECONDS = 5.0
+
+
+def group_offsets(app: Any, topics: set[str], log_bounds: SourceLogBounds | None = None) -> list[PartitionOffsets]:
     """Committed and log-end offsets of the partitions of ``topics`` this app's consumer
     owns. (The consumer is also assigned the tables' changelog partitions; the group
-    commits offsets only for the topics it subscribes to.)"""
+    commits offsets only for the topics it subscribes to.) Where the consumer knows
+    none, ``log_bounds`` gives the broker's."""
     consumer = app.consumer
-    return [
-        PartitionOffsets(tp.topic, tp.partition, consumer._committed_offset.get(tp), consumer.highwater(tp))
-        for tp in consumer.assignment() if tp.topic in topics
-    ]
+    rows = []
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        committed, end = consumer._committed_offset.get(tp), consumer.highwater(tp)
+        start, broker_end = log_bounds.of(tp) if log_bounds is not None else (None, None)
+        rows.append(PartitionOffsets(
+            tp.topic, tp.partition, committed, end if end is not None else broker_end,
+            unread_from=start if committed is None else None,
+        ))
+    return rows
+
+
+class SourceLogBounds:
+    """The broker's log start and end of the source partitions faust's consumer cannot
+    give offsets for: one the group never committed (its lag counts from the log start,
+    where the group's consumers begin) or never fetched (a worker recovering its tables
+    fetches no input, so its consumer has seen no log end). Without them such a
+    partition exported no lag at all, and a worker stuck before its first commit looked
+    caught up to the dashboards and alerts watching it.
+
+    Refreshed by a timer of the app's (:func:`watch_source_log_bounds`); a partition
+    the consumer can answer for is not asked about, so a running worker makes no query."""
+
+    def __init__(self) -> None:
+        self._bounds: dict[Any, tuple[int | None, int | None]] = {}
+
+    def of(self, tp: Any) -> tuple[int | None, int | None]:
+        return self._bounds.get(tp, (None, None))
+
+    def unknown(self, app: Any, topics: set[str]) -> list[Any]:
+        consumer = app.consumer
+        return sorted(
+            tp for tp in consumer.assignment()
+            if tp.topic in topics and (consumer._committed_offset.get(tp) is None or consumer.highwater(tp) is None)
+        )
+
+    async def refresh(self, app: Any, topics: set[str]) -> None:
+        partitions = self.unknown(app, topics)
+        if not partitions:
+            self._bounds = {}
+            return
+        queries = app.broker_queries
+        starts = await queries.beginning_offsets(partitions)
+        ends = await queries.end_offsets(partitions)
+        self._bounds = {tp: (starts.get(tp), ends.get(tp)) for tp in partitions}
+
+
+def watch_source_log_bounds(app: Any, topics: set[str], ready: Any) -> SourceLogBounds:
+    """A :class:`SourceLogBounds` kept fresh once ``ready()`` (the consumer has its
+    assignment)."""
+    bounds = SourceLogBounds()
+
+    @app.timer(LOG_BOUNDS_REFRESH_SECONDS)
+    async def refresh_source_log_bounds() -> None:
+        if not ready():
+            return
+        try:
+            await bounds.refresh(app, topics)
+        except Exception as exc:  # the ops view waits for the next try; processing is not concerned
+            log.warning("log offsets of unread source partitions unreadable: %r", exc)
+
+    return bounds
 
 
 def app_ready(app: Any, topic: str) -> bool:
@@ -54,6 +121,8 @@ class WorkerProbe:
         self.progress_of: Any = lambda tp: {}
         # How many events the intake's event-time merge holds, set by the app.
         self.held_events: Any = lambda: 0
+        # The broker's offsets of source partitions the consumer has none for, set by the app.
+        self.log_bounds: SourceLogBounds | None = None
 
     def _assignment(self) -> set[Any]:
         if not self.started:
@@ -64,7 +133,7 @@ class WorkerProbe:
         return self.started and app_ready(self.app, self.events_topic)
 
     def snapshot(self) -> WorkerSnapshot:
-        offsets = group_offsets(self.app, self.source_topics) if self.started else []
+        offsets = group_offsets(self.app, self.source_topics, self.log_bounds) if self.started else []
         partitions = sorted(o.partition for o in offsets if o.topic == self.events_topic)
         clocks: dict[int, int | None] = {}
         censuses: dict[int, Census] = {}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +19,7 @@ from typing import Any, Iterator
 import orjson
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
 from tests.integration.kafka_helpers import create_topic
@@ -113,6 +115,24 @@ def drain_and_exit(bootstrap: str, topic: str, group: str) -> None:
 def partitions_of(document: dict[str, Any], group: str) -> list[dict[str, Any]]:
     [found] = [g for g in document["groups"] if g["group"] == group]
     return found["partitions"]
+
+
+def worker_lags(ns: WorkerNamespace, topics: set[str], timeout: float = 30) -> dict[tuple[str, str], float]:
+    """The worker's kafka_consumergroup_lag for every partition of ``topics``, once it
+    exports one for each (the broker's offsets of partitions the worker never committed
+    come with its next refresh)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{ns.web_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        lags = {
+            (sample.labels["topic"], sample.labels["partition"]): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == "kafka_consumergroup_lag" and sample.labels["topic"] in topics
+        }
+        if len(lags) == 4 * len(topics) or time.monotonic() > deadline:
+            return lags
+        time.sleep(0.5)
 
 
 def test_stop_when_the_consumer_exited_and_producing_continues(kafka_bootstrap: str, unique_name) -> None:
@@ -226,6 +246,11 @@ def test_worker_lag_rises_while_it_is_stopped_and_drains_after_restart(kafka_boo
         # faust's assignment decodes: the worker owns its partitions.
         owners = {p["owner"]["client_id"] for p in partitions_of(document, ns.prefix) if p["owner"]}
         assert owners and all(owner.startswith("faust") for owner in owners)
+        # The worker's own gauge agrees, for the topics it never committed too (nothing
+        # came on carts or email opens): from the broker's log start, not left out.
+        assert worker_lags(ns, {ns.topics["carts"], ns.topics["email_opens"]}) == {
+            (topic, partition): 0 for topic in (ns.topics["carts"], ns.topics["email_opens"]) for partition in map(str, range(4))
+        }
 
         assert ns.stop_worker() == 0
         ns.cli("replay", str(files[1]))

@@ -38,6 +38,13 @@ def test_consumer_lag_uses_kafka_exporter_names() -> None:
     assert samples["kafka_topic_partition_current_offset"][(("partition", "0"), ("topic", "segments-events"))] == 3
 
 
+def test_a_partition_never_committed_lags_from_its_log_start() -> None:
+    offsets = [PartitionOffsets("carts", 2, None, 9, unread_from=4)]
+    samples = parse(render_metrics(snapshot(offsets=offsets)))
+    assert samples["kafka_consumergroup_lag"] == {(("consumergroup", "segments"), ("partition", "2"), ("topic", "carts")): 5}
+    assert "kafka_consumergroup_current_offset" not in samples  # still nothing committed
+
+
 def test_event_time_lag_and_census() -> None:
     samples = parse(render_metrics(snapshot()))
     assert samples["segments_event_time_lag_seconds"] == {(("partition", "0"),): 6.0}
