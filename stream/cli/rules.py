@@ -9,6 +9,7 @@ import click
 
 from stream.cli.context import CliContext
 from stream.cli.history import INSTANT, iter_lines
+from stream.core.timeutil import rfc3339_ms
 from stream.processing.batch import run_batch
 from stream.rules import Rules, RulesError, calibrate, load_rules, render_rules_toml
 
@@ -66,6 +67,11 @@ def _check_against_worker(context: CliContext, file: str, rules: Rules) -> None:
         else:
             click.echo(f"worker {app_id}: partition(s) {partitions} run under {version}; started with {file}, "
                        "the worker moves their customers to these rules (README: Changing the rules)")
+    for partition, record in sorted(records.items()):
+        if not record.swept and record.version != rules.version:
+            click.echo(f"worker {app_id}: partition {partition} is still moving its customers to {record.version}; "
+                       f"those not moved yet will pass through {record.version} first, from "
+                       f"{rfc3339_ms(record.since or 0)} on")
 
 
 @rules_group.command("show")

@@ -62,6 +62,10 @@ def _rules_of(snapshot: WorkerSnapshot, partition: int) -> dict[str, Any]:
         out["rules_since"] = rfc3339_ms(record.since)
         out["rules_previous"] = record.previous
         out["rules_swept"] = record.swept
+    if record.between:
+        # Earlier changes whose sweeps this one took over: customers not moved yet pass
+        # through these rules first.
+        out["rules_between"] = [{"version": step.version, "since": rfc3339_ms(step.since)} for step in record.between]
     return out
 
 

@@ -7,8 +7,9 @@ proportion to the customers that are due.
 
 A change of rules (``stream/processing/rules_change.py``) takes effect at the partition
 clock when the processor first runs under the new rules: every customer stamped with
-other rules adopts them at that instant when it is next loaded, and ``sweep_rules``
-visits the customers nothing else loads, a bounded number at a time.
+other rules adopts them at that instant when it is next loaded (passing first through
+the rules of earlier changes whose sweeps were not done), and ``sweep_rules`` visits
+the customers nothing else loads, a bounded number at a time.
 """
 
 from __future__ import annotations
@@ -89,7 +90,11 @@ class PartitionProcessor:
             result.changes.extend(changes)
             result.touched[customer_id] = state
         swept_to = customer_ids[-1] if customer_ids else record.swept_to
-        self._set_rules_record(replace(record, swept_to=swept_to, swept=len(customer_ids) < limit))
+        if len(customer_ids) < limit:
+            record = record.finished(swept_to)
+        else:
+            record = replace(record, swept_to=swept_to)
+        self._set_rules_record(record)
         return result
 
     def rules_record(self) -> RulesRecord:
@@ -118,9 +123,17 @@ class PartitionProcessor:
         return state, old_due, self._adopt(state) if state.rules_tag != self._rules_tag else []
 
     def _adopt(self, state: CustomerState) -> list[Change]:
-        """Move a customer stamped with other rules to these, at the instant they took over."""
-        since = self.rules_record().since
-        return adopt_rules(state, since, self.rules) if since is not None else []
+        """Move a customer stamped with other rules to these, at the instant they took
+        over, through the rules of earlier changes it has not been moved to yet."""
+        record = self.rules_record()
+        if record.since is None:
+            return []
+        changes: list[Change] = []
+        for rules, since, until in record.passage(state.rules_tag):
+            changes.extend(adopt_rules(state, since, rules))
+            changes.extend(advance(state, until, rules))
+        changes.extend(adopt_rules(state, record.since, self.rules))
+        return changes
 
     def _move_clock(self, now: int) -> StepResult:
         # The record first: a change of rules takes effect at the clock as it stood.

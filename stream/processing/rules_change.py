@@ -15,9 +15,14 @@ event, a timer, or the sweep), so what each customer emits does not depend on wh
 sweep reaches it: the changes the new rules make at ``since`` (cause ``rules``), then
 the time-caused ones after it, with their own instants.
 
-A change of rules cannot begin while the previous one is still being swept: the
-customers not reached yet would skip the rules in between (the record keeps their
-version, not their content).
+While a sweep runs, the record also keeps the rules' content (their TOML). A change of
+rules that comes before the sweep is done keeps the rules in between with their instants
+(``between``) and starts the sweep over: a customer not reached yet passes through each
+in turn (adopting it at its instant, then the time-caused changes under it up to the
+next change's instant), so it ends where it would have if every sweep had finished in
+time, as ``segments batch --rules-change`` computes it. Going back mid-sweep to rules
+the customers are being moved away from is refused: a customer not moved yet carries
+their stamp, and could not be told from one moved back.
 
 Some rules decide what a state keeps, and a state built under the old ones cannot be
 worked into one built under the new: the business time zone (email-open days are
@@ -29,11 +34,28 @@ history replayed under the new rules (a new app id); ``incompatibilities`` names
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property, lru_cache
 
 import orjson
 
 from stream.core.params import params_for
 from stream.rules import Rules
+from stream.rules.loader import parse_rules, render_rules_toml
+
+
+@dataclass(frozen=True)
+class RulesBetween:
+    """Rules a partition ran under from ``since`` until the next change, kept while
+    customers stamped with older ones may still have to pass through them."""
+
+    version: str
+    previous: str | None
+    since: int
+    rules_text: str
+
+    @cached_property
+    def rules(self) -> Rules:
+        return rules_from_text(self.rules_text)
 
 
 @dataclass(frozen=True)
@@ -42,7 +64,9 @@ class RulesRecord:
     when they replaced ``previous`` (None: no change since the record began).
     ``swept_to``: the last customer id the sweep adopted (None: not started);
     ``swept``: every stored customer has been visited. ``timezone``, ``window_days``,
-    ``open_days_kept``: what the states keep under these rules."""
+    ``open_days_kept``: what the states keep under these rules. While the sweep runs,
+    ``rules_text`` holds these rules (for a change that comes before it is done) and
+    ``between`` the rules of earlier changes whose sweeps it took over, oldest first."""
 
     version: str
     timezone: str
@@ -52,13 +76,48 @@ class RulesRecord:
     previous: str | None = None
     swept_to: str | None = None
     swept: bool = True
+    rules_text: str | None = None
+    between: tuple[RulesBetween, ...] = ()
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        fields = asdict(self)
+        # A record without a change under way reads as records did before these fields.
+        for name in ("rules_text", "between"):
+            if not fields[name]:
+                del fields[name]
+        return orjson.dumps(fields)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> RulesRecord:
-        return cls(**orjson.loads(raw))
+        fields = orjson.loads(raw)
+        fields["between"] = tuple(RulesBetween(**step) for step in fields.get("between", ()))
+        return cls(**fields)
+
+    def finished(self, swept_to: str | None) -> RulesRecord:
+        """The record once the sweep has visited every stored customer."""
+        return replace(self, swept_to=swept_to, swept=True, rules_text=None, between=())
+
+    def versions_in_flight(self) -> set[str]:
+        """Versions that customers the sweep has not reached may still be stamped with."""
+        if self.swept:
+            return set()
+        return {self.previous, *(step.previous for step in self.between), *(step.version for step in self.between)} - {None}
+
+    def passage(self, rules_tag: int) -> list[tuple[Rules, int, int]]:
+        """The rules a customer stamped with ``rules_tag`` passes through before these:
+        (rules, adopted at, in effect until), oldest first."""
+        steps = list(self.between)
+        for index, step in enumerate(steps):
+            if params_for(step.rules).version_tag == rules_tag:
+                steps = steps[index + 1:]
+                break
+        untils = [step.since for step in steps[1:]] + [self.since]
+        return [(step.rules, step.since, until) for step, until in zip(steps, untils) if until is not None]
+
+
+@lru_cache(maxsize=16)
+def rules_from_text(text: str) -> Rules:
+    return parse_rules(text, "rules record")
 
 
 class RulesChangeError(ValueError):
@@ -81,12 +140,18 @@ def incompatibilities(record: RulesRecord, rules: Rules) -> list[str]:
     new = record_for(rules)
     problems = []
     if not record.swept and new.version != record.version:
-        # The customers the sweep has not reached would skip the rules in between
-        # (only their version is kept, not their content).
-        problems.append(
-            f"rules: the partition is still moving its stored customers to {record.version}, a change of rules "
-            "under way; run the worker with those rules until it is done (segments_rules_sweep_pending)"
-        )
+        wait = (f"run the worker with {record.version} until segments_rules_sweep_pending is 0 "
+                "(the partition is still moving its stored customers to them)")
+        if record.rules_text is None:
+            # Written before records kept their rules' content: the customers the sweep
+            # has not reached would skip the rules in between.
+            problems.append(f"rules: a change of rules is under way; {wait}")
+        elif new.version in record.versions_in_flight():
+            # Customers not moved yet are still stamped with them: they could not be told
+            # from customers moved back.
+            problems.append(
+                f"rules: {new.version} are rules this partition's customers are still being moved away from; {wait}"
+            )
     if new.timezone != record.timezone:
         problems.append(
             f"timezone: the stored states count email-open days in {record.timezone}, the new rules in {new.timezone}"
@@ -116,6 +181,12 @@ def changeover(record: RulesRecord | None, rules: Rules, clock: int | None) -> R
     problems = incompatibilities(record, rules)
     if problems:
         raise RulesChangeError("; ".join(problems))
+    if clock is None:  # no clock, no customers: nothing to move
+        return replace(record_for(rules), previous=record.version)
+    between = record.between
+    if not record.swept and record.since is not None and record.rules_text is not None:
+        between = (*between, RulesBetween(record.version, record.previous, record.since, record.rules_text))
     return replace(
-        record_for(rules), since=clock, previous=record.version, swept_to=None, swept=clock is None,
+        record_for(rules), since=clock, previous=record.version, swept_to=None, swept=False,
+        rules_text=render_rules_toml(rules), between=between,
     )

@@ -300,9 +300,13 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         sweeping[partition] = now_sweeping
         if now_sweeping and not was_sweeping:
             assert record is not None
+            passing = "".join(
+                f"; those not moved yet pass first through {step.version} from {rfc3339_ms(step.since)} on"
+                for step in record.between
+            )
             log.warning(
-                "partition %d: rules %s replace %s from %s on; moving its stored customers to them",
-                partition, record.version, record.previous, rfc3339_ms(record.since or 0),
+                "partition %d: rules %s replace %s from %s on; moving its stored customers to them%s",
+                partition, record.version, record.previous, rfc3339_ms(record.since or 0), passing,
             )
         elif was_sweeping and not now_sweeping:
             log.warning("partition %d: every stored customer is under rules %s", partition, rules.version)

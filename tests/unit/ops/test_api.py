@@ -1,5 +1,5 @@
 from stream.ops import api
-from stream.processing.rules_change import RulesRecord
+from stream.processing.rules_change import RulesBetween, RulesRecord
 from stream.ops.telemetry import RECENT_CHANGES, WorkerTelemetry
 from tests.unit.ops.test_metrics import snapshot
 
@@ -44,3 +44,10 @@ def test_overview_and_metrics_show_each_partitions_rules_and_a_sweep_under_way()
     assert clocks[1]["rules_version"] == "r1-new" and "rules_since" not in clocks[1]
     pending = parse(render_metrics(shot))["segments_rules_sweep_pending"]
     assert pending == {(("partition", "0"),): 1, (("partition", "1"),): 0}
+
+
+def test_overview_lists_the_rules_customers_not_moved_yet_pass_through() -> None:
+    between = RulesBetween("r1-mid", "r1-old", 2_000, "rules_schema = 1\n")
+    chained = RulesRecord("r1-new", "UTC", 730, 30, since=4_000, previous="r1-mid", swept=False, between=(between,))
+    clock = api.overview(snapshot(rules={0: chained}))["clocks"][0]
+    assert clock["rules_between"] == [{"version": "r1-mid", "since": "1970-01-01T00:00:02.000Z"}]

@@ -69,14 +69,105 @@ def test_rules_the_stored_states_cannot_be_carried_over_to_are_refused_by_field(
         changeover(record_for(OLD), rules, 5_000)
 
 
-def test_a_change_of_rules_cannot_begin_while_the_previous_one_is_being_swept() -> None:
-    third = Rules.model_validate({"scores": {"recency": {"thresholds": [20, 60, 120, 300]}}, "window_days": 365})
+THIRD = Rules.model_validate({"scores": {"recency": {"thresholds": [20, 60, 120, 300]}}, "window_days": 365})
+FOURTH = Rules.model_validate({"scores": {"recency": {"thresholds": [5, 45, 100, 250]}}, "window_days": 365})
+
+
+def test_a_change_of_rules_while_the_previous_one_is_being_swept_keeps_the_rules_in_between() -> None:
     under_way = changeover(record_for(OLD), NEW, 5_000)
-    with pytest.raises(RulesChangeError, match=f"still moving its stored customers to {NEW.version}"):
-        changeover(under_way, third, 6_000)
+    assert under_way.rules_text is not None and under_way.between == ()
     assert changeover(under_way, NEW, 6_000) is under_way  # the same rules go on with it
-    done = changeover(replace(under_way, swept=True), third, 6_000)
-    assert (done.version, done.previous, done.since) == (third.version, NEW.version, 6_000)
+    chained = changeover(replace(under_way, swept_to="c042"), THIRD, 6_000)
+    assert (chained.version, chained.previous, chained.since, chained.swept_to, chained.swept) == (
+        THIRD.version, NEW.version, 6_000, None, False,
+    )
+    [between] = chained.between
+    assert (between.version, between.previous, between.since, between.rules) == (NEW.version, OLD.version, 5_000, NEW)
+    assert RulesRecord.from_bytes(chained.to_bytes()) == chained
+    # Finished, the record keeps neither, and reads as records did before them.
+    done = chained.finished("c099")
+    assert (done.rules_text, done.between, done.swept) == (None, (), True)
+    assert b"between" not in done.to_bytes() and RulesRecord.from_bytes(done.to_bytes()) == done
+    after_done = changeover(done, NEW, 7_000)
+    assert (after_done.previous, after_done.between) == (THIRD.version, ())
+
+
+def test_going_back_mid_sweep_to_rules_customers_are_being_moved_away_from_is_refused() -> None:
+    base = Rules(window_days=365)
+    under_way = changeover(record_for(base), NEW, 5_000)
+    chained = changeover(under_way, THIRD, 6_000)
+    for back in (base, NEW):  # the rules before the first change, and the rules in between
+        with pytest.raises(RulesChangeError, match=f"rules: {back.version} are rules this partition's customers"):
+            changeover(chained, back, 7_000)
+    # Once swept, going back is a change like any other.
+    assert changeover(chained.finished(None), base, 7_000).version == base.version
+
+
+def test_a_record_written_before_records_kept_their_rules_refuses_a_change_mid_sweep() -> None:
+    old_style = replace(changeover(record_for(OLD), NEW, 5_000), rules_text=None)
+    with pytest.raises(RulesChangeError, match=f"a change of rules is under way; run the worker with {NEW.version}"):
+        changeover(RulesRecord.from_bytes(old_style.to_bytes()), THIRD, 6_000)
+
+
+def run_phases(phases: list[tuple[Rules, list, int, int | None]]) -> tuple[MemoryStore, list]:
+    """Each phase: its rules, its events, the tick that ends it, and how many customers
+    its sweep moves after each batch of 7 events (None: all of them, then the events;
+    0: none, and the phase ends with its sweep unfinished)."""
+    store = MemoryStore()
+    changes: list = []
+    for rules, events, tick, sweep_limit in phases:
+        position = 0
+        if sweep_limit is None:
+            changes.extend(PartitionProcessor(rules, store).sweep_rules(len(store.states) + 1).changes)
+        while True:
+            processor = PartitionProcessor(rules, store)  # one per batch, as in the worker
+            for event in events[position:position + 7]:
+                changes.extend(processor.on_event(event).changes)
+            position += 7
+            if sweep_limit:
+                changes.extend(processor.sweep_rules(sweep_limit).changes)
+            if position >= len(events) and (not sweep_limit or processor.rules_record().swept):
+                break
+        changes.extend(PartitionProcessor(rules, store).on_tick(tick).changes)
+    return store, changes
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("shape", ["second change mid-sweep", "third change mid-sweep"])
+def test_customers_a_sweep_had_not_reached_pass_through_the_rules_in_between(seed: int, shape: str) -> None:
+    events = history(seed)
+    # Few events under each rules in between: most customers are not loaded meanwhile.
+    first_cut = len(events) // 2
+    cuts = [first_cut, first_cut + 10] if shape == "second change mid-sweep" else [first_cut, first_cut + 10, first_cut + 20]
+    sinces = [events[cut - 1].occurred_at + DAY for cut in cuts]
+    rules_in_turn = [OLD, NEW, THIRD] if len(cuts) == 2 else [OLD, NEW, FOURTH, THIRD]
+    bounds = [0, *cuts, len(events)]
+    until = events[-1].occurred_at + 40 * DAY
+    ends = [*sinces, until]
+
+    def phases(between_sweep: int | None, last_sweep: int | None):
+        return [
+            (rules, events[bounds[index]:bounds[index + 1]], ends[index],
+             None if index == 0 else (last_sweep if index == len(cuts) else between_sweep))
+            for index, rules in enumerate(rules_in_turn)
+        ]
+
+    final = rules_in_turn[-1]
+    since_new = sinces[0]
+    # As segments batch --rules-change computes it: each sweep done at its instant.
+    reference_store, reference = run_phases(phases(None, None))
+    # The sweeps of the rules in between got nowhere before the next change; then the
+    # last change is swept in chunks between the events.
+    store, changes = run_phases(phases(0, 5))
+    assert identities(changes) == identities(reference)
+    assert [profile(store.states[c], until, final) for c in sorted(store.states)] == [
+        profile(reference_store.states[c], until, final) for c in sorted(reference_store.states)
+    ]
+    # Customers with no event under NEW passed through its rules late, with changes at
+    # its instant.
+    loaded_under_new = {event.customer_id for event in events[cuts[0]:cuts[1]]}
+    assert {c.customer_id for c in changes if c.cause.kind == "rules" and c.at == since_new} - loaded_under_new
+    assert PartitionProcessor(final, store).rules_record().between == ()
 
 
 def run_with_change(events, before: int, sweep_limit: int, since_tick: int) -> tuple[MemoryStore, list]:
