@@ -10,6 +10,8 @@ from kafka import KafkaProducer
 
 from stream.cli.context import CliContext
 from stream.cli.history import INSTANT, iter_lines
+from stream.cli.snapshot import clocks_changelog, records_in
+from stream.clients.changelog import ChangelogReader
 from stream.clients.progress import end_offsets, wait_until_consumed
 from stream.clients.topics import ensure_topics, partitions_of
 from stream.cli.worker import worker_topics
@@ -81,7 +83,35 @@ def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait:
     producer.close()
     if wait:
         _wait_for(kafka, settings.app_id, [topics.events], timeout, "the worker")
+        if _wait_for_sweeps(kafka, settings.app_id, timeout):
+            # The sweep's last batches, committed.
+            _wait_for(kafka, settings.app_id, [topics.events], timeout, "the worker")
         click.echo("The worker has processed everything.", err=True)
+
+
+def _wait_for_sweeps(kafka, app_id: str, timeout: float) -> bool:
+    """After a change of rules, wait until every partition has moved its stored
+    customers to them (part of "processed everything": their changes come from the
+    sweep). Whether there was a sweep to wait for."""
+    deadline = time.monotonic() + timeout
+    waited = False
+    with ChangelogReader(kafka, clocks_changelog(app_id)) as reader:
+        while True:
+            _, records = records_in(reader.read_to_end())
+            sweeping = sorted(partition for partition, record in records.items() if not record.swept)
+            if not sweeping:
+                return waited
+            if not waited:
+                versions = ", ".join(sorted({records[partition].version for partition in sweeping}))
+                click.echo(f"Partition(s) {', '.join(map(str, sweeping))} are moving their customers to rules "
+                           f"{versions}; waiting for that too.", err=True)
+                waited = True
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"partition(s) {', '.join(map(str, sweeping))} still moving their customers to new rules after "
+                    f"{timeout:.0f}s (segments_rules_sweep_pending): is `segments worker` running?"
+                )
+            time.sleep(0.5)
 
 
 def _wait_for(kafka, group: str, topics: list[str], timeout: float, who: str) -> None:

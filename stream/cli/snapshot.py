@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 import orjson
-from kafka import KafkaConsumer, TopicPartition
 
 from stream.cli.context import CliContext
+from stream.clients.changelog import ChangelogReader
 from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.rules import RulesError, load_rules
@@ -22,43 +22,31 @@ from stream.worker.table_keys import clock_key, partition_of, rules_key
 
 def _read_compacted(kafka, topic: str, partitions: list[int] | None = None) -> dict[tuple[int, bytes], bytes]:
     """Latest value per (partition, key) of a changelog topic, read to its end."""
-    consumer = KafkaConsumer(
-        client_id="segments-snapshot", enable_auto_commit=False, isolation_level="read_committed",
-        **kafka.kafka_python_kwargs(),
-    )
-    try:
-        available = sorted(consumer.partitions_for_topic(topic) or [])
-        wanted = [TopicPartition(topic, p) for p in available if partitions is None or p in partitions]
-        if not wanted:
-            return {}
-        consumer.assign(wanted)
-        consumer.seek_to_beginning(*wanted)
-        ends = consumer.end_offsets(wanted)
-        latest: dict[tuple[int, bytes], bytes] = {}
-        while any(consumer.position(tp) < ends[tp] for tp in wanted):
-            for tp, records in consumer.poll(timeout_ms=1000).items():
-                for record in records:
-                    if record.value is None:
-                        latest.pop((tp.partition, record.key), None)
-                    else:
-                        latest[(tp.partition, record.key)] = record.value
-        return latest
-    finally:
-        consumer.close()
+    with ChangelogReader(kafka, topic, partitions) as reader:
+        return reader.read_to_end()
+
+
+def clocks_changelog(app_id: str) -> str:
+    return f"{app_id}-clocks-changelog"
+
+
+def records_in(clocks_table: dict[tuple[int, bytes], bytes]) -> tuple[dict[int, int], dict[int, RulesRecord]]:
+    """Each partition's clock and rules record, from the ``clocks`` table's keys."""
+    clocks: dict[int, int] = {}
+    rules: dict[int, RulesRecord] = {}
+    for (partition, key), value in clocks_table.items():
+        if key == clock_key(partition):
+            clocks[partition] = int(value)
+        elif key == rules_key(partition):
+            rules[partition] = RulesRecord.from_bytes(value)
+    return clocks, rules
 
 
 def partition_records(
     kafka, app_id: str, partitions: list[int] | None = None,
 ) -> tuple[dict[int, int], dict[int, RulesRecord]]:
     """Each partition's clock and rules record, as the worker's ``clocks`` changelog has them."""
-    clocks: dict[int, int] = {}
-    rules: dict[int, RulesRecord] = {}
-    for (partition, key), value in _read_compacted(kafka, f"{app_id}-clocks-changelog", partitions).items():
-        if key == clock_key(partition):
-            clocks[partition] = int(value)
-        elif key == rules_key(partition):
-            rules[partition] = RulesRecord.from_bytes(value)
-    return clocks, rules
+    return records_in(_read_compacted(kafka, clocks_changelog(app_id), partitions))
 
 
 def _profiles(context: CliContext, rules_file: str | None, customer_id: str | None = None) -> list[dict]:
