@@ -10,10 +10,11 @@ import click
 
 from stream.cli.collector import settle_collector
 from stream.cli.context import CliContext
-from stream.clients import ConfigError
-from stream.clients.topics import TopicSpec, ensure_topics
+from stream.clients import ConfigError, KafkaSettings
+from stream.clients.topics import TopicSpec, ensure_topics, partition_counts
 from stream.rules import RulesError, load_rules
-from stream.worker.settings import load_worker_settings, state_dir
+from stream.worker.settings import WorkerSettings, load_worker_settings, state_dir
+from stream.worker.table_keys import WORKER_TABLES
 
 log = logging.getLogger("stream.worker")
 CLEAN_MARKER = "CLEAN_SHUTDOWN"
@@ -44,6 +45,10 @@ def worker(context: CliContext, loglevel: str, rules_file: str | None, **options
     click.echo(f"segments worker: Kafka {kafka.describe()}, rules {rules.version}, clock {settings.clock}, {settings.processing_guarantee}", err=True)
 
     ensure_topics(kafka, worker_topics(settings))
+    try:
+        check_partitions(kafka, settings, context.config_file)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     unclean = recover_after_unclean_stop(state_dir(settings))
     run_until_stopped(build_app(settings, kafka, rules, repair_timers=unclean), state_dir(settings), loglevel)
 
@@ -76,6 +81,22 @@ def worker_topics(settings) -> list[TopicSpec]:
     specs = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in plain]
     specs.append(TopicSpec(topics.customer_profiles, settings.partitions, settings.replication_factor, {"cleanup.policy": "compact"}))
     return specs
+
+
+def check_partitions(kafka: KafkaSettings, settings: WorkerSettings, config_file: str | Path | None) -> None:
+    """The app's internal topics must have ``partitions`` partitions: its stored state is
+    sharded by customer over them, so a worker started with another count would look
+    customers up where they are not (and send to partitions that do not exist)."""
+    sharded = [settings.topics.events, *(f"{settings.app_id}-{table}-changelog" for table in WORKER_TABLES)]
+    counts = partition_counts(kafka, sharded)
+    wrong = [(name, counts[name]) for name in sharded if counts.get(name, settings.partitions) != settings.partitions]
+    if wrong:
+        name, found = wrong[0]
+        raise ConfigError(
+            f"{config_file or '--partitions'}: worker.partitions: {settings.partitions}, but {name} has {found} "
+            f"partitions: app {settings.app_id} keeps its customers' state sharded over {found} partitions, and an "
+            f"app's partitions cannot change; set partitions = {found}, or replay the history into a new app id (--app-id)"
+        )
 
 
 def recover_after_unclean_stop(data_dir: Path) -> bool:

@@ -72,6 +72,19 @@ def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout: float)
         time.sleep(0.2)
 
 
+def partition_counts(kafka: KafkaSettings, names: list[str]) -> dict[str, int]:
+    """How many partitions each topic of ``names`` that exists has (absent: no such topic)."""
+    admin = KafkaAdminClient(client_id="segments-admin", **kafka.kafka_python_kwargs())
+    try:
+        return {
+            topic["name"]: len(topic["partitions"])
+            for topic in admin.describe_topics(names)
+            if topic["error_code"] == 0 and topic["partitions"]
+        }
+    finally:
+        admin.close()
+
+
 def partitions_of(kafka: KafkaSettings, topic: str) -> list[int]:
     from kafka import KafkaConsumer
 

@@ -31,7 +31,7 @@ from stream.worker.plumbing import (
 from stream.worker.probe import WorkerProbe, watch_source_log_bounds
 from stream.worker.record_batches import OutputBatch
 from stream.worker.settings import WorkerSettings, web_token
-from stream.worker.table_keys import partition_of
+from stream.worker.table_keys import WORKER_TABLES, partition_of
 from stream.worker.tables import TableStore, stored_last_offset
 
 log = logging.getLogger("stream.worker")
@@ -50,10 +50,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     events_topic = app.topic(topics.events, partitions=partitions, internal=True, **RAW)
     dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **RAW)
 
-    customers = state_table(app, "customers", partitions)
-    timers = state_table(app, "timers", partitions)
-    clocks = state_table(app, "clocks", partitions)
-    history = state_table(app, "recent_changes", partitions)
+    customers, timers, clocks, history = (state_table(app, name, partitions) for name in WORKER_TABLES)
 
     merger: EventTimeMerger[tuple[Any, Any, SourceRecord]] = EventTimeMerger()
     exactly_once = settings.processing_guarantee == "exactly_once"

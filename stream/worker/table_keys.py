@@ -13,6 +13,9 @@ import struct
 
 from kafka.partitioner.default import murmur2
 
+# The worker's tables, each with a changelog topic ``<app id>-<name>-changelog``.
+WORKER_TABLES = ("customers", "timers", "clocks", "recent_changes")
+
 DUE = struct.Struct(">q")  # the timer keys' prefix: the due instant, big-endian, so keys sort by it
 _HISTORY_ID_LENGTH = struct.Struct(">H")  # customer ids are at most 256 characters
 _HISTORY_SEQ = struct.Struct(">Q")
