@@ -50,7 +50,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     events_topic = app.topic(topics.events, partitions=partitions, internal=True, **RAW)
     dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **RAW)
 
-    customers, timers, clocks, history = (state_table(app, name, partitions) for name in WORKER_TABLES)
+    customers, timers, clocks, history = (
+        state_table(app, name, partitions, few_keys=name == "clocks") for name in WORKER_TABLES
+    )
 
     merger: EventTimeMerger[tuple[Any, Any, SourceRecord]] = EventTimeMerger()
     exactly_once = settings.processing_guarantee == "exactly_once"

@@ -63,7 +63,7 @@ def build_playbooks_app(
     changes_topic = app.topic(changes_topic_name, **RAW)
     policies = state_table(app, "policies", partitions)
     # partition -> the last segment-changes offset decided (see stream/worker/offsets.py)
-    progress = state_table(app, "progress", partitions)
+    progress = state_table(app, "progress", partitions, few_keys=True)
     exactly_once = settings.processing_guarantee == "exactly_once"
     # Decided before the last rebalance: the offset stored with the policy states.
     changes_progress = SourceProgress(stored_last=lambda tp: stored_last_offset(progress, tp.partition))

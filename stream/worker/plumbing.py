@@ -91,10 +91,24 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     return app
 
 
-def state_table(app: faust.App, name: str, partitions: int) -> Any:
-    """A faust table of raw bytes on RocksDB (with ROCKSDB_OPTIONS) and a changelog."""
+# The changelog of a table of a few keys per partition rewritten every batch (partition
+# clocks, offsets). Compaction only cleans closed segments, and the broker's default
+# closes one a week: an idle wall-clock worker wrote about 9 records a second to its
+# clocks changelog (a tick a second per partition), so a week of them, millions of
+# records, sat uncompacted, read by every table recovery after a crash and by every
+# command reading the records (`segments replay --wait`, `snapshot`, `rules check
+# --worker`). Ten-minute segments bound that to minutes of records.
+FEW_KEYS_CHANGELOG = {"segment.ms": str(10 * 60 * 1000)}
+
+
+def state_table(app: faust.App, name: str, partitions: int, *, few_keys: bool = False) -> Any:
+    """A faust table of raw bytes on RocksDB (with ROCKSDB_OPTIONS) and a changelog
+    (with FEW_KEYS_CHANGELOG's settings when the table has ``few_keys`` rewritten often)."""
     # A fresh dict each time: faust's store pops keys out of the options it is given.
-    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS))
+    return app.Table(
+        name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS),
+        extra_topic_configs=dict(FEW_KEYS_CHANGELOG) if few_keys else None,
+    )
 
 
 def now_ms() -> int:
