@@ -12,6 +12,7 @@ import orjson
 
 from stream.cli.context import CliContext
 from stream.clients.changelog import ChangelogReader
+from stream.clients.topics import partition_counts
 from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.rules import RulesError, load_rules
@@ -59,7 +60,9 @@ def _profiles(context: CliContext, rules_file: str | None, customer_id: str | No
     customers_topic = f"{settings.app_id}-customers-changelog"
     partitions = None
     if customer_id is not None:
-        partitions = [partition_of(customer_id, settings.partitions)]
+        # The app's own count (the config may say otherwise; the worker would refuse it).
+        count = partition_counts(kafka, [customers_topic]).get(customers_topic, settings.partitions)
+        partitions = [partition_of(customer_id, count)]
     clocks, partition_rules = partition_records(kafka, settings.app_id, partitions)
     for partition, record in sorted(partition_rules.items()):
         if record.version != rules.version:

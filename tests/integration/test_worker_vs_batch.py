@@ -44,3 +44,10 @@ def test_cdnow_sample_stream_equals_batch(namespace: WorkerNamespace, tmp_path: 
     last = orjson.loads((tmp_path / "snapshot.jsonl").read_bytes().splitlines()[-1])
     shown = orjson.loads(namespace.cli("profile", last["customer_id"]).stdout)
     assert shown == last
+    # Found in the app's own partitions whatever count a config file says.
+    other_count = tmp_path / "other-partitions.toml"
+    other_count.write_text(namespace.config.read_text().replace("partitions = 4", "partitions = 7"))
+    customers = [orjson.loads(line) for line in (tmp_path / "snapshot.jsonl").read_bytes().splitlines()[-8:]]
+    for customer in customers:
+        looked_up = namespace.cli("profile", customer["customer_id"], config=other_count).stdout
+        assert orjson.loads(looked_up) == customer

@@ -57,9 +57,9 @@ class WorkerNamespace:
     def env(self) -> dict[str, str]:
         return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
 
-    def cli(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 600, check: bool = True, config: Path | None = None) -> subprocess.CompletedProcess[str]:
         completed = subprocess.run(
-            [SEGMENTS, "--config", str(self.config), *args],
+            [SEGMENTS, "--config", str(config or self.config), *args],
             env=self.env(), capture_output=True, text=True, timeout=timeout,
         )
         if check and completed.returncode != 0:
