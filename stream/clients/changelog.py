@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from kafka import KafkaConsumer, TopicPartition
 
 from stream.clients.settings import KafkaSettings
@@ -47,5 +45,5 @@ class ChangelogReader:
     def __enter__(self) -> ChangelogReader:
         return self
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
