@@ -47,6 +47,7 @@ SPECS = [
     MetricSpec("segments_clock_ticks", "counter", "Clock ticks processed."),
     MetricSpec("segments_intake_held_events", "gauge", "Valid input events the intake holds for its event-time merge, waiting for input partitions to catch up."),
     MetricSpec("segments_assigned_partitions", "gauge", "Partitions of the events topic this worker owns."),
+    MetricSpec("segments_worker_info", "gauge", "Always 1: how the worker runs (its clock, processing guarantee and rules version), to join on.", ("clock", "processing_guarantee", "rules_version")),
     READY_SPEC,
     MetricSpec("segments_batch_duration_seconds", "histogram", "Time to process one batch of events and ticks, outputs and state delivered."),
 ]
@@ -132,6 +133,7 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
     add("segments_clock_ticks", [], telemetry.ticks)
     add("segments_intake_held_events", [], snapshot.held_events)
     add("segments_assigned_partitions", [], len(snapshot.clocks))
+    add("segments_worker_info", [snapshot.clock, snapshot.processing_guarantee, snapshot.rules_version], 1)
     add("segments_ready", [], 1 if snapshot.ready else 0)
     histogram = telemetry.batch_duration
     buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in zip(histogram.bounds, histogram.counts)]

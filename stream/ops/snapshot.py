@@ -49,6 +49,9 @@ class WorkerSnapshot:
     held_events: int = 0
     # Partition -> the rules it runs under, and how far a change of them has got.
     rules: dict[int, RulesRecord] = field(default_factory=dict)
+    # How the worker runs ("wall" or "event"; "at_least_once" or "exactly_once").
+    clock: str = "wall"
+    processing_guarantee: str = "at_least_once"
 
     @property
     def census(self) -> Census:

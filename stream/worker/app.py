@@ -352,6 +352,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     probe = WorkerProbe(
         app, rules, telemetry, events_topic=topics.events, source_topics=topics.inputs(), partitions=partitions,
         customers=customers, clocks=clocks, history=history,
+        clock=settings.clock, processing_guarantee=settings.processing_guarantee,
     )
 
     @app.on_partitions_revoked.connect

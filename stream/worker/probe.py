@@ -106,9 +106,12 @@ def app_ready(app: Any, topic: str) -> bool:
 
 class WorkerProbe:
     def __init__(self, app: Any, rules: Rules, telemetry: WorkerTelemetry, *, events_topic: str,
-                 source_topics: list[str], partitions: int, customers: Any, clocks: Any, history: Any) -> None:
+                 source_topics: list[str], partitions: int, customers: Any, clocks: Any, history: Any,
+                 clock: str = "wall", processing_guarantee: str = "at_least_once") -> None:
         self.app = app
         self.rules = rules
+        self.clock = clock
+        self.processing_guarantee = processing_guarantee
         self.telemetry = telemetry
         self.events_topic = events_topic
         self.source_topics = set(source_topics) | {events_topic}
@@ -152,6 +155,7 @@ class WorkerProbe:
             now_ms=time.time_ns() // 1_000_000, ready=self.ready(), offsets=offsets,
             clocks=clocks, censuses=censuses, telemetry=self.telemetry,
             held_events=self.held_events() if self.started else 0, rules=rules,
+            clock=self.clock, processing_guarantee=self.processing_guarantee,
         )
 
     def consumer_offsets(self) -> list[dict[str, Any]]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any, Iterator
 
+import promql_parser
 import pytest
 import yaml
 
@@ -26,6 +28,7 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "segments.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "segments.json"
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -78,40 +81,45 @@ def _expressions(dashboard: dict) -> list[str]:
     return [target["expr"] for panel in _panels(dashboard) for target in panel.get("targets", []) if "expr" in target]
 
 
-# PromQL words that look like identifiers but are not metric names. Functions and
-# aggregations are recognised by the "(" that follows them, so they need no list.
-_PROMQL_KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-    "and", "or", "unless", "offset", "inf", "nan",
-}
+# Grafana's interval variables: replaced by a duration so the expression parses as PromQL.
+_GRAFANA_INTERVALS = re.compile(r"\$__(rate_interval|interval|range)\b")
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
-def promql_metric_names(expression: str) -> set[str]:
-    """The metric (sample) names an expression selects.
+def parse_promql(expression: str) -> promql_parser.Expr:
+    """The expression parsed by promql-parser (the PromQL grammar of Prometheus, ported
+    to Rust); raises ValueError on a syntax error."""
+    return promql_parser.parse(_GRAFANA_INTERVALS.sub("1m", expression))
 
-    Not a PromQL parser, but enough for dashboards: drop what is not a selector name
-    (string literals, label matchers, range and subquery brackets, grouping label
-    lists, durations and numbers), then every identifier left that is not a keyword or
-    followed by "(" (a function or aggregation) names a metric. A selector by
-    ``{__name__=...}`` is refused: its name could not be checked.
-    """
-    if "__name__" in expression:
-        raise ValueError(f"select metrics by name, not by __name__: {expression}")
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expression)
-    text = re.sub(r"\{[^{}]*\}", " ", text)  # label matchers
-    text = re.sub(r"\[[^\[\]]*\]", " ", text)  # range selectors, subqueries, $__rate_interval
-    # Grouping clauses with their label lists, e.g. "by (le)": gone, "sum by (le) (x)"
-    # reads "sum (x)", and "sum" is then recognised as an aggregation by its "(".
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", text)
-    text = re.sub(r"\boffset\s+-?[0-9a-zA-Z_$]+", " ", text)
-    text = re.sub(r"@\s*[0-9.a-z_()]+", " ", text)  # @ modifier
+
+def vector_selectors(node: Any) -> Iterator[promql_parser.VectorSelector]:
+    """Every vector selector in a parsed expression (those of range selectors too)."""
+    if isinstance(node, promql_parser.VectorSelector):
+        yield node
+    elif isinstance(node, promql_parser.MatrixSelector):
+        yield node.vector_selector
+    elif isinstance(node, promql_parser.BinaryExpr):
+        yield from vector_selectors(node.lhs)
+        yield from vector_selectors(node.rhs)
+    elif isinstance(node, promql_parser.Call):
+        for argument in node.args:
+            yield from vector_selectors(argument)
+    elif isinstance(node, promql_parser.AggregateExpr):
+        yield from vector_selectors(node.expr)
+        if node.param is not None:
+            yield from vector_selectors(node.param)
+    elif isinstance(node, (promql_parser.ParenExpr, promql_parser.SubqueryExpr, promql_parser.UnaryExpr)):
+        yield from vector_selectors(node.expr)
+
+
+def promql_metric_names(expression: str) -> set[str]:
+    """The metric (sample) names an expression selects. A selector by ``{__name__=...}``
+    is refused: its name could not be checked."""
     names = set()
-    for match in re.finditer(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)", text):
-        name = match.group(1)
-        if name.lower() in _PROMQL_KEYWORDS or re.match(r"\s*\(", text[match.end():]):
-            continue
-        names.add(name)
+    for selector in vector_selectors(parse_promql(expression)):
+        if selector.name is None or any(matcher.name == "__name__" for matcher in selector.matchers.matchers):
+            raise ValueError(f"select metrics by name, not by __name__: {expression}")
+        names.add(selector.name)
     return names
 
 
@@ -140,7 +148,7 @@ def _exported_metric_names() -> set[str]:
     return names
 
 
-# ------------------------------------------------------------- the PromQL extractor
+# ------------------------------------------------------------- the PromQL selectors
 
 
 @pytest.mark.parametrize(
@@ -166,6 +174,13 @@ def test_promql_metric_names(expression: str, expected: set[str]) -> None:
     assert promql_metric_names(expression) == expected
 
 
+def test_a_promql_syntax_error_is_refused() -> None:
+    with pytest.raises(ValueError):
+        parse_promql("sum(rate(segments_events_total[5m])")
+    with pytest.raises(ValueError):
+        parse_promql("segments_ready == == 0")
+
+
 def test_promql_metric_names_refuses_name_matchers() -> None:
     with pytest.raises(ValueError):
         promql_metric_names('sum(rate({__name__=~"segments_.*"}[1m]))')
@@ -183,7 +198,7 @@ def test_histogram_samples_map_back_to_their_family() -> None:
 # -------------------------------------------------------------- files and compose
 
 
-@pytest.mark.parametrize("path", [PROMETHEUS_CONFIG, DATASOURCES, DASHBOARD_PROVIDERS])
+@pytest.mark.parametrize("path", [PROMETHEUS_CONFIG, DATASOURCES, DASHBOARD_PROVIDERS, ALERTS])
 def test_yaml_files_parse(path: Path) -> None:
     assert isinstance(yaml.safe_load(path.read_text()), dict), path
 
@@ -347,3 +362,65 @@ def test_prometheus_scrapes_the_playbooks_app_and_the_sender(job_name: str, serv
     assert int(port) == port_of[default_port]
     # Reachable from the Prometheus container only when bound beyond loopback.
     assert _option(SERVICES[service]["command"], host_flag) == "0.0.0.0"
+
+
+# ------------------------------------------------------------------ alerting rules
+
+
+def _alert_rules() -> list[dict]:
+    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+
+
+def test_prometheus_loads_the_alerting_rules_compose_mounts() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (rules_file,) = config["rule_files"]
+    assert _host_path("prometheus", rules_file) == ALERTS.resolve()
+
+
+def test_every_alert_parses_and_names_only_exported_metrics_and_scraped_jobs() -> None:
+    exported = _exported_metric_names() | {"up"}  # up: Prometheus's own, per scrape target
+    jobs = {job["job_name"] for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]}
+    rules = _alert_rules()
+    assert rules
+    for rule in rules:
+        selectors = list(vector_selectors(parse_promql(rule["expr"])))
+        assert selectors, rule["alert"]
+        unknown = {selector.name for selector in selectors} - exported
+        assert not unknown, f"{rule['alert']} queries metrics nothing exports: {unknown}"
+        for selector in selectors:
+            # Every selector says whose metric it means: the worker's, the playbooks
+            # app's and the sender's share names (segments_ready, the lag series).
+            job_matchers = [m for m in selector.matchers.matchers if m.name == "job"]
+            if selector.name != "segments_worker_info":
+                assert [m.value for m in job_matchers if m.op == promql_parser.MatchOp.Equal], (rule["alert"], selector.name)
+            assert {m.value for m in job_matchers} <= jobs, (rule["alert"], selector.name)
+
+
+def test_every_alert_has_a_severity_a_summary_and_a_description() -> None:
+    names = [rule["alert"] for rule in _alert_rules()]
+    assert len(names) == len(set(names)), "alert names must be unique"
+    for rule in _alert_rules():
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
+        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+        if "for" in rule:
+            assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
+
+
+def test_alerts_cover_what_operators_need() -> None:
+    exported = _exported_metric_names()
+    used = {
+        metric_family(selector.name, exported)
+        for rule in _alert_rules()
+        for selector in vector_selectors(parse_promql(rule["expr"]))
+    }
+    needed = {
+        "up",
+        "kafka_consumergroup_lag",
+        "segments_ready",
+        "segments_event_time_lag_seconds",  # time-caused changes firing late
+        "segments_dead_letters_total",
+        "segments_rules_sweep_pending",
+        "segments_actions_unknown_total",  # emails in doubt
+    }
+    assert needed <= used, f"no alert watches {needed - used}"

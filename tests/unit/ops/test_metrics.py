@@ -54,6 +54,13 @@ def test_event_time_lag_and_census() -> None:
     assert samples["segments_pending_timers"] == {(("partition", "0"),): 7}
 
 
+def test_worker_info_names_clock_guarantee_and_rules() -> None:
+    samples = parse(render_metrics(snapshot(clock="event", processing_guarantee="exactly_once")))
+    assert samples["segments_worker_info"] == {
+        (("clock", "event"), ("processing_guarantee", "exactly_once"), ("rules_version", "r1-test")): 1,
+    }
+
+
 def test_counters_follow_telemetry() -> None:
     telemetry = WorkerTelemetry()
     telemetry.record_event("order")
