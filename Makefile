@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 # BENCHMARKS.md); `make demo DEMO_CUSTOMERS=23570` runs all of it.
 DEMO_CUSTOMERS ?= 1000
 
-.PHONY: setup broker demo test unit stop clean dashboard-assets browser
+.PHONY: setup broker demo test unit stop clean dashboard-assets browser promtool
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
@@ -57,6 +57,11 @@ dashboard-assets:
 	mkdir -p $(DASHBOARD_VENDOR)
 	cp $(DASHBOARD_NPM)/node_modules/uplot/dist/uPlot.iife.min.js $(DASHBOARD_NPM)/node_modules/uplot/dist/uPlot.min.css $(DASHBOARD_VENDOR)/
 	cp $(DASHBOARD_NPM)/node_modules/uplot/LICENSE $(DASHBOARD_VENDOR)/uPlot.LICENSE
+
+# promtool (Prometheus's rule checker, in Debian's prometheus package) for the alerting
+# rules' tests (tests/unit/test_deploy.py runs deploy/prometheus/alerts_test.yml).
+promtool:
+	test -x /usr/bin/promtool || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
 
 # Headless Chromium for tests/integration/test_dashboard_browser.py, from Debian.
 browser:

@@ -10,7 +10,10 @@ shows "No data", nobody notices).
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +32,7 @@ DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "pr
 DASHBOARD_PROVIDERS = ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "segments.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "segments.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -198,7 +202,7 @@ def test_histogram_samples_map_back_to_their_family() -> None:
 # -------------------------------------------------------------- files and compose
 
 
-@pytest.mark.parametrize("path", [PROMETHEUS_CONFIG, DATASOURCES, DASHBOARD_PROVIDERS, ALERTS])
+@pytest.mark.parametrize("path", [PROMETHEUS_CONFIG, DATASOURCES, DASHBOARD_PROVIDERS, ALERTS, ALERTS_TEST])
 def test_yaml_files_parse(path: Path) -> None:
     assert isinstance(yaml.safe_load(path.read_text()), dict), path
 
@@ -424,3 +428,27 @@ def test_alerts_cover_what_operators_need() -> None:
         "segments_actions_unknown_total",  # emails in doubt
     }
     assert needed <= used, f"no alert watches {needed - used}"
+
+
+def test_alerting_rules_pass_their_promtool_tests() -> None:
+    """Prometheus's own rule checker evaluates every alert against made-up series
+    (alerts_test.yml): where it must fire, with which labels and text, and where not.
+    Skipped without promtool (`make promtool` installs Debian's), unless
+    SEGMENTS_REQUIRE_PROMTOOL=1 (CI), which makes that a failure."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("SEGMENTS_REQUIRE_PROMTOOL") == "1":
+            pytest.fail("SEGMENTS_REQUIRE_PROMTOOL=1 but no promtool on PATH (`make promtool` installs it)")
+        pytest.skip("no promtool on PATH (`make promtool` installs Debian's)")
+    checked = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(
+        [promtool, "test", "rules", ALERTS_TEST.name], cwd=ALERTS_TEST.parent, capture_output=True, text=True, timeout=120,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # Every alert has a scenario.
+    tested_alerts = {
+        case["alertname"] for test in yaml.safe_load(ALERTS_TEST.read_text())["tests"] for case in test["alert_rule_test"]
+    }
+    untested = {rule["alert"] for rule in _alert_rules()} - tested_alerts
+    assert not untested, f"alerts without a promtool scenario in {ALERTS_TEST.name}: {sorted(untested)}"
