@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from stream.cli.snapshot import clocks_changelog, records_in
+from stream.clients import KafkaSettings
+from stream.clients.changelog import ChangelogReader
 from stream.rules import Rules, render_rules_toml
 from tests.integration.rules_history import CHANGE_AT, NEW_RULES, UNTIL, history_and_new_rules
 from tests.integration.worker_harness import WorkerNamespace, batch_results, overview
@@ -83,9 +86,14 @@ def test_rules_changed_again_before_the_sweep_is_done_pass_customers_through_the
         ns.cli("replay", str(before), "--until", CHANGE_AT, "--wait", "--timeout", "240")
         ns.stop_worker()
         ns.start_worker("--rules", str(new_rules))
-        # Every partition has begun its sweep (its record is on its way to the changelog).
+        # Killed once every partition's record of the change is on the changelog: the
+        # sweeps (one customer a batch, about 3 s here) have only begun.
         ns.wait_for_log("moving its stored customers to them", timeout=60, count=4)
-        time.sleep(0.5)
+        with ChangelogReader(KafkaSettings(bootstrap_servers=kafka_bootstrap), clocks_changelog(ns.prefix)) as reader:
+            deadline = time.monotonic() + 30
+            while {record.version for record in records_in(reader.read_to_end())[1].values()} != {NEW_RULES.version}:
+                assert time.monotonic() < deadline, ns.log_tail()
+                time.sleep(0.05)
         assert ns.stop_worker(signal.SIGKILL) == -signal.SIGKILL
 
         checked = ns.cli("rules", "check", str(third_rules), "--worker").stdout
