@@ -333,6 +333,8 @@ def test_dashboard_covers_what_operators_need() -> None:
         "segments_dead_letters_total",  # DLQ rate
         "segments_batch_duration_seconds",  # p99
         "segments_ready",
+        "segments_worker_info",  # which rules each worker runs
+        "segments_rules_sweep_pending",
     }
     assert needed <= used, f"no panel shows {needed - used}"
 
