@@ -6,6 +6,8 @@ import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stream.core.events import CartEvent, EmailOpenEvent, OrderEvent
 from stream.core.profile import profile
@@ -248,3 +250,52 @@ def test_a_change_the_new_rules_make_due_sooner_keeps_its_instant_and_the_sweep_
     on_time = swept.on_tick(day_11 + DAY).changes
     assert (on_time[0].cause.kind, on_time[0].at) == ("time", day_11)
     assert identities(on_time + swept.on_tick(START + 31 * DAY).changes) == identities(late)
+
+
+# Rules a chain of changes can pass through in any order: distinct, and none needs more
+# than what the one before it kept (the same order window after the first change).
+CHAIN_RULES = [
+    NEW, THIRD, FOURTH,
+    Rules.model_validate({"window_days": 365, "tags": {"cart_abandoner": {"after_hours": 2}}}),
+]
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> tuple[list, list[int], list[Rules], list[int | None]]:
+    """A history (with a few late events), where the rules change, to which rules, and
+    how far each sweep gets before the next change (0: not started, None: done)."""
+    events = history(draw(st.integers(0, 10_000)), customers=30, events=220)
+    for index in draw(st.lists(st.integers(1, len(events) - 1), max_size=12)):
+        events[index - 1], events[index] = events[index], events[index - 1]  # a late event
+    changes = draw(st.integers(1, 3))
+    cuts = sorted(draw(st.lists(st.integers(20, len(events) - 20), min_size=changes, max_size=changes, unique=True)))
+    rules = draw(st.permutations(CHAIN_RULES))[:changes]
+    sweeps = draw(st.lists(st.sampled_from([0, 1, 4, None]), min_size=changes - 1, max_size=changes - 1))
+    return events, cuts, rules, sweeps
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chains(), st.sampled_from([1, 3, 50]))
+def test_any_chain_of_changes_ends_as_if_every_sweep_had_finished_in_time(chain, last_sweep: int) -> None:
+    events, cuts, rules, sweeps = chain
+    bounds = [0, *cuts, len(events)]
+    # Each change at a tick a day after the last event before it (the clock may stand
+    # still between two changes when no event comes between).
+    ends = [max(e.occurred_at for e in events[:cut]) + DAY for cut in cuts]
+    until = max(e.occurred_at for e in events) + 40 * DAY
+    in_turn = [OLD, *rules]
+
+    def phases(between: list[int | None], last: int | None):
+        return [
+            (phase_rules, events[bounds[index]:bounds[index + 1]], [*ends, until][index],
+             None if index == 0 else (last if index == len(in_turn) - 1 else between[index - 1]))
+            for index, phase_rules in enumerate(in_turn)
+        ]
+
+    reference_store, reference = run_phases(phases([None] * len(sweeps), None))
+    store, changes = run_phases(phases(sweeps, last_sweep))
+    assert identities(changes) == identities(reference)
+    final = in_turn[-1]
+    assert [profile(store.states[c], until, final) for c in sorted(store.states)] == [
+        profile(reference_store.states[c], until, final) for c in sorted(reference_store.states)
+    ]
