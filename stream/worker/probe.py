@@ -61,7 +61,7 @@ class SourceLogBounds:
     def of(self, tp: Any) -> tuple[int | None, int | None]:
         return self._bounds.get(tp, (None, None))
 
-    def unknown(self, app: Any, topics: set[str]) -> list[Any]:
+    def _unknown(self, app: Any, topics: set[str]) -> list[Any]:
         consumer = app.consumer
         return sorted(
             tp for tp in consumer.assignment()
@@ -69,7 +69,7 @@ class SourceLogBounds:
         )
 
     async def refresh(self, app: Any, topics: set[str]) -> None:
-        partitions = self.unknown(app, topics)
+        partitions = self._unknown(app, topics)
         if not partitions:
             self._bounds = {}
             return
