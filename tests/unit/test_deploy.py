@@ -454,3 +454,17 @@ def test_alerting_rules_pass_their_promtool_tests() -> None:
     }
     untested = {rule["alert"] for rule in _alert_rules()} - tested_alerts
     assert not untested, f"alerts without a promtool scenario in {ALERTS_TEST.name}: {sorted(untested)}"
+
+
+@pytest.mark.parametrize(("service", "port"), [("worker", "6066"), ("playbooks", "6067")])
+def test_the_worker_and_playbooks_containers_check_their_liveness_probe(service: str, port: str) -> None:
+    from stream.ops.web import PROBES
+
+    kind, interpreter, flag, code = SERVICES[service]["healthcheck"]["test"]
+    assert (kind, interpreter, flag) == ("CMD", "python", "-c")
+    compile(code, "healthcheck", "exec")
+    (url,) = re.findall(r"'(http://[^']+)'", code)
+    # Inside the container, on the port the service's web server listens on (its
+    # published container port), a path that needs no token.
+    assert url == f"http://127.0.0.1:{_container_port(service)}/healthz" and port == str(_container_port(service))
+    assert "/healthz" in PROBES
