@@ -252,8 +252,10 @@ def test_published_ports_are_loopback_only() -> None:
     assert SERVICES["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
     # The worker listens on 0.0.0.0 inside its container (for Prometheus); publishing
     # that on the host's every interface would expose /metrics and /api to the LAN.
-    for published in SERVICES["worker"].get("ports", []):
-        assert str(published).startswith("127.0.0.1:"), published
+    # Nor the broker (no authentication), the playbooks app or the sender: every service.
+    for service in SERVICES.values():
+        for published in service.get("ports", []):
+            assert str(published).startswith("127.0.0.1:"), published
 
 
 def test_prometheus_scrapes_the_worker_service_on_its_web_port() -> None:
