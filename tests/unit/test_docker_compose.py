@@ -29,7 +29,8 @@ def test_kafka_image_is_the_pinned_version() -> None:
 
 
 def test_kafka_port_matches_local_broker() -> None:
-    assert f"{DEFAULT_PORT}:{DEFAULT_PORT}" in COMPOSE["services"]["kafka"]["ports"]
+    # On loopback, as `segments kafka start` listens.
+    assert f"127.0.0.1:{DEFAULT_PORT}:{DEFAULT_PORT}" in COMPOSE["services"]["kafka"]["ports"]
 
 
 def test_broker_settings_match_local_broker(tmp_path: Path) -> None:
