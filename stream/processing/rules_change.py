@@ -34,7 +34,7 @@ history replayed under the new rules (a new app id); ``incompatibilities`` names
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import orjson
 
@@ -53,7 +53,7 @@ class RulesBetween:
     since: int
     rules_text: str
 
-    @cached_property
+    @property
     def rules(self) -> Rules:
         return rules_from_text(self.rules_text)
 
@@ -115,6 +115,7 @@ class RulesRecord:
         return [(step.rules, step.since, until) for step, until in zip(steps, untils) if until is not None]
 
 
+# The record is read again for every batch: its rules are parsed once.
 @lru_cache(maxsize=16)
 def rules_from_text(text: str) -> Rules:
     return parse_rules(text, "rules record")

@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 
 from stream.core.state import CustomerState
+from stream.processing.census import Census, Standing, standing_of
 from stream.processing.processor import scheduled_due
 from stream.rules import Rules
-from stream.processing.census import Census, Standing, standing_of
 from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
 from stream.worker.table_keys import (
     DUE, census_key, clock_key, history_key, history_prefix, offset_key, rules_key, split_timer_key, timer_key,

@@ -175,22 +175,8 @@ def test_customers_a_sweep_had_not_reached_pass_through_the_rules_in_between(see
 def run_with_change(events, before: int, sweep_limit: int, since_tick: int) -> tuple[MemoryStore, list]:
     """Old rules for ``events[:before]`` and a tick, then the new rules: the sweep in
     chunks of ``sweep_limit`` between the remaining events, as the worker's batches do."""
-    store = MemoryStore()
-    old = PartitionProcessor(OLD, store)
-    changes = []
-    for event in events[:before]:
-        changes.extend(old.on_event(event).changes)
-    changes.extend(old.on_tick(since_tick).changes)
-    rest = events[before:]
-    position = 0
-    while True:
-        processor = PartitionProcessor(NEW, store)  # one per batch, as in the worker
-        for event in rest[position:position + 7]:
-            changes.extend(processor.on_event(event).changes)
-        position += 7
-        changes.extend(processor.sweep_rules(sweep_limit).changes)
-        if position >= len(rest) and processor.rules_record().swept:
-            return store, changes
+    last = events[-1].occurred_at  # a closing tick that moves the clock no further
+    return run_phases([(OLD, events[:before], since_tick, None), (NEW, events[before:], last, sweep_limit)])
 
 
 @pytest.mark.parametrize("seed", [1, 2])
