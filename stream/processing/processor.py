@@ -115,12 +115,23 @@ class PartitionProcessor:
 
     def _load(self, customer_id: str) -> tuple[CustomerState | None, int | None, list[Change]]:
         """The customer's state (None: never seen), the instant its timer is stored under,
-        and the changes of adopting the rules, when it was stamped with others."""
+        and the changes of adopting the rules, when it was stamped with others.
+
+        A customer the sweep has not reached yet still has its timer at the old rules'
+        instant, so the new rules' time-caused changes up to the clock have not fired:
+        they fire here, before the event that loads it (when that event is late, it comes
+        after them, as it would had the sweep moved the customer in time)."""
         state = self.store.load(customer_id)
         if state is None:
             return None, None, []
         old_due = scheduled_due(state, self.rules)
-        return state, old_due, self._adopt(state) if state.rules_tag != self._rules_tag else []
+        if state.rules_tag == self._rules_tag:
+            return state, old_due, []
+        changes = self._adopt(state)
+        clock = self.store.clock()
+        if clock is not None:
+            changes.extend(advance(state, clock, self.rules))
+        return state, old_due, changes
 
     def _adopt(self, state: CustomerState) -> list[Change]:
         """Move a customer stamped with other rules to these, at the instant they took

@@ -238,6 +238,31 @@ def test_a_change_the_new_rules_make_due_sooner_keeps_its_instant_and_the_sweep_
     assert identities(on_time + swept.on_tick(START + 31 * DAY).changes) == identities(late)
 
 
+def test_a_late_event_for_a_customer_not_swept_yet_comes_after_what_the_new_rules_fired_by_the_clock() -> None:
+    # Found by the chain property test below: the late order was applied before the new
+    # rules' day-11 change had fired (the customer's timer was still the old rules'), so
+    # it counted as on time, with its own instant.
+    def run(sweep_in_time: bool) -> tuple[list, list]:
+        store = MemoryStore()
+        old = PartitionProcessor(OLD, store)
+        changes = old.on_event(OrderEvent("e1", "alice", START, "o1", "placed", 20_000_000, False, None)).changes
+        new = PartitionProcessor(NEW, store)
+        changes += new.on_tick(START + 5 * DAY).changes  # the change of rules
+        if sweep_in_time:
+            changes += new.sweep_rules(10).changes
+        changes += new.on_tick(START + 15 * DAY).changes  # past recency 11: R 4 under NEW
+        late = new.on_event(OrderEvent("e2", "alice", START + 10 * DAY, "o2", "placed", 20_000_000, False, None)).changes
+        return changes + late, late
+
+    reference, late_in_reference = run(sweep_in_time=True)
+    changes, late = run(sweep_in_time=False)
+    assert identities(changes) == identities(reference)
+    assert {change.cause.kind for change in late} == {"time", "event"}  # the day-11 change fires first
+    assert [change.at for change in late if change.cause.kind == "event"] == [
+        change.at for change in late_in_reference if change.cause.kind == "event"
+    ]
+
+
 # Rules a chain of changes can pass through in any order: distinct, and none needs more
 # than what the one before it kept (the same order window after the first change).
 CHAIN_RULES = [
