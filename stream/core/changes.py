@@ -17,19 +17,21 @@ import orjson
 
 from .timeutil import rfc3339_ms
 
-ChangeKind = Literal["segment", "tag"]
+ChangeKind = Literal["segment", "tag", "erasure"]
 
 
 @dataclass(frozen=True, slots=True)
 class Cause:
-    """What made a change happen: an input event, time alone, or a change of the rules
-    (``event_id`` None for the last two)."""
+    """What made a change happen: an input event, time alone, a change of the rules
+    (``event_id`` None for these two), or an erasure request (``event_id`` its id)."""
 
-    kind: Literal["event", "time", "rules"]
+    kind: Literal["event", "time", "rules", "erasure"]
     event_id: str | None = None
     event_type: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
+        if self.kind == "erasure":
+            return {"kind": "erasure", "event_id": self.event_id}
         if self.kind != "event":
             return {"kind": self.kind}
         return {"kind": "event", "event_id": self.event_id, "event_type": self.event_type}
@@ -40,7 +42,7 @@ RULES = Cause("rules")
 
 
 class Change(NamedTuple):
-    """One segment change or one tag entered/left. Immutable.
+    """One segment change, one tag entered/left, or a customer's erasure. Immutable.
 
     A NamedTuple rather than a frozen dataclass: a replay builds hundreds of thousands
     of these, and a frozen dataclass of 14 fields is several times slower to construct.
@@ -77,7 +79,7 @@ class Change(NamedTuple):
         if self.kind == "segment":
             out["from"] = self.from_segment
             out["to"] = self.to_segment
-        else:
+        elif self.kind == "tag":
             out["tag"] = self.tag
             out["entered"] = self.entered
         out["at"] = rfc3339_ms(self.at)
@@ -90,6 +92,53 @@ class Change(NamedTuple):
         if self.timezone is not None:
             out["timezone"] = self.timezone
         return out
+
+
+def numbered_changes(
+    customer_id: str,
+    last_seq: int,
+    diffs: list[tuple[ChangeKind, tuple[Any, ...]]],
+    at: int,
+    cause: Cause,
+    segment: str | None,
+    tags: tuple[str, ...],
+    scores: dict[str, int | None],
+    metrics: dict[str, Any],
+    rules_version: str,
+    timezone: str | None,
+) -> list[Change]:
+    """One change per ``(kind, detail)`` of one evaluation, numbered on from ``last_seq``
+    (the customer's count of changes so far). ``detail``: ``(from, to)`` of a segment
+    change, ``(tag, entered)`` of a tag change, ``()`` of an erasure."""
+    out: list[Change] = []
+    seq = last_seq
+    for kind, detail in diffs:
+        seq += 1
+        cid = change_id(customer_id, seq, kind, detail, at, cause)
+        if kind == "segment":
+            extra = {"from_segment": detail[0], "to_segment": detail[1]}
+        elif kind == "tag":
+            extra = {"tag": detail[0], "entered": detail[1]}
+        else:
+            extra = {}
+        out.append(
+            Change(
+                change_id=cid,
+                customer_id=customer_id,
+                kind=kind,
+                at=at,
+                cause=cause,
+                segment=segment,
+                tags=tags,
+                scores=scores,
+                metrics=metrics,
+                rules_version=rules_version,
+                timezone=timezone,
+                seq=seq,
+                **extra,
+            )
+        )
+    return out
 
 
 def change_id(

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from stream.rules import Rules
 
-from .changes import RULES, TIME, Cause, Change, change_id
+from .changes import RULES, TIME, Cause, Change, numbered_changes
 from .evaluation import Evaluation, evaluate_at
 from .events import CartEvent, EmailOpenEvent, Event, OrderEvent
 from .metrics import NULL_METRICS
@@ -94,6 +94,8 @@ def apply(state: CustomerState, event: Event, rules: Rules) -> list[Change]:
     """Apply one event to the customer's state; return the changes, in ``at`` order."""
     if event.customer_id != state.customer_id:
         raise ValueError(f"event for customer {event.customer_id!r} applied to state of {state.customer_id!r}")
+    if state.erased_at is not None and event.occurred_at <= state.erased_at:
+        return []  # from before the customer's erasure: it must not bring their data back
     key = id_key(event.event_id)
     if _is_redelivery(state, event, key):
         return []
@@ -266,33 +268,10 @@ def _emit(state: CustomerState, ev: Evaluation, cause: Cause, p: RuleParams) -> 
         return []
     scores = ev.scores.to_json_dict() if ev.scores is not None else dict(NULL_SCORES)
     metrics = ev.metrics.to_json_dict() if ev.metrics is not None else dict(NULL_METRICS)
-    customer_id = state.customer_id
-    at = ev.now
-    out: list[Change] = []
-    for kind, detail in diffs:
-        state.seq += 1
-        cid = change_id(customer_id, state.seq, kind, detail, at, cause)
-        if kind == "segment":
-            extra = {"from_segment": detail[0], "to_segment": detail[1]}
-        else:
-            extra = {"tag": detail[0], "entered": detail[1]}
-        out.append(
-            Change(
-                change_id=cid,
-                customer_id=customer_id,
-                kind=kind,
-                at=at,
-                cause=cause,
-                segment=segment,
-                tags=tags,
-                scores=scores,
-                metrics=metrics,
-                rules_version=p.version,
-                timezone=state.timezone,
-                seq=state.seq,
-                **extra,
-            )
-        )
+    out = numbered_changes(
+        state.customer_id, state.seq, diffs, ev.now, cause, segment, tags, scores, metrics, p.version, state.timezone,
+    )
+    state.seq += len(out)
     state.segment = segment
     state.tags = tags
     return out

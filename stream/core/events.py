@@ -55,4 +55,17 @@ class EmailOpenEvent:
     type: Literal["email_open"] = "email_open"
 
 
+@dataclass(frozen=True, slots=True)
+class ErasureRequest:
+    """Erase the customer (``stream/core/erasure.py``): not applied to a state like the
+    events above, but merged with them in time order all the same."""
+
+    event_id: str
+    customer_id: str
+    occurred_at: int
+    type: Literal["erasure"] = "erasure"
+
+
 Event: TypeAlias = OrderEvent | CartEvent | EmailOpenEvent
+# What an input topic carries: an event, or a request to erase a customer.
+InputEvent: TypeAlias = Event | ErasureRequest

@@ -53,7 +53,9 @@ Encoding (``to_bytes``: orjson, keys short on purpose; default-valued keys omitt
           tags were last worked out under; absent when it is ``w``'s tag (as it is for
           every state the worker saves) or unknown (states written before it existed),
      "w": [rules tag, next time-caused instant | null]: ``next_due`` as last worked out
-          (``due_memo``; absent when not known)}
+          (``due_memo``; absent when not known),
+     "x": erased_at: the customer was erased at this instant (``stream/core/erasure.py``);
+          events that occurred at or before it are ignored}
 
 Keys (``order_key``, event keys) are the first 8 bytes of BLAKE2b of the id, shifted to
 63 bits (collision odds per customer are ~n²/2⁶⁴: negligible).
@@ -67,6 +69,7 @@ stream.core._measure``, ids ~30 characters):
 - regular (24 orders in 2 years, monthly, 3 refunds, 40 opens, 30 carts): 2,420 bytes
 - heavy (200 orders within the window, 100 opens, 100 carts): 11,224 bytes
 - 5 years of monthly orders (60 orders, 36 of them folded): 2,390 bytes
+- an erased customer (what is kept: id, change count, erasure instant): 71 bytes
 
 i.e. ~45 bytes per order still in the window, ~21 bytes per remembered event id (at most
 32 beyond the last 7 days), ~130 bytes fixed (31 of them ``w``); nothing grows with the
@@ -144,6 +147,10 @@ class CustomerState:
     # The rules the segment and tags were last worked out under (``RuleParams.version_tag``):
     # a state carried over a rules change is adopted once (``engine.adopt_rules``).
     rules_tag: int | None = None
+    # The customer was erased at this instant (``stream/core/erasure.py``): everything
+    # above was dropped then but the id and ``seq`` (so change ids never repeat); events
+    # that occurred at or before it are ignored, so a late one cannot bring data back.
+    erased_at: int | None = None
     # ``timers.next_due_at`` as last worked out, tagged with the rules it was worked out
     # for: (``RuleParams.version_tag``, instant or None). Derived, but encoded: a worker
     # loads a customer's state for every event, and without it would rebuild the summary
@@ -164,6 +171,12 @@ class CustomerState:
     # from: (summary, instant, evaluation). The look-ahead and the advance that follows
     # it evaluate the same candidate; valid while ``summary`` is the current one.
     candidate_evaluation: tuple[Any, int, Any] | None = field(default=None, init=False, compare=False, repr=False)
+
+    @property
+    def erased(self) -> bool:
+        """Erased, and no event since: the state holds nothing about the customer, who
+        counts as not stored (no profile, not in the census or a snapshot)."""
+        return self.erased_at is not None and self.evaluated_at is None
 
     def records_changed(self) -> None:
         """Drop what is derived from the records (the summary, the last evaluations): they
@@ -246,6 +259,8 @@ class CustomerState:
             doc["w"] = due_memo
         if self.rules_tag is not None and (due_memo is None or due_memo[0] != self.rules_tag):
             doc["r"] = self.rules_tag
+        if self.erased_at is not None:
+            doc["x"] = self.erased_at
         return orjson.dumps(doc)
 
     @classmethod
@@ -287,6 +302,7 @@ class CustomerState:
             [(day, key) for day, keys in get("d", ()) for key in keys],
             get("z"),
             get("r", None if due_memo is None else due_memo[0]),
+            get("x"),
             None if due_memo is None else (due_memo[0], due_memo[1]),
         )
 

@@ -1,7 +1,8 @@
 """Decode raw Kafka message bytes into typed events, or say exactly why not.
 
 :func:`decode_event` turns one message value into a :class:`~stream.core.events.OrderEvent`,
-:class:`~stream.core.events.CartEvent` or :class:`~stream.core.events.EmailOpenEvent`
+:class:`~stream.core.events.CartEvent`, :class:`~stream.core.events.EmailOpenEvent` or
+:class:`~stream.core.events.ErasureRequest`
 (instants as epoch milliseconds, money as integer micro-units of the reporting currency),
 or into a :class:`Rejection` carrying a stable machine-readable ``reason`` and a
 human-readable ``detail``. It never raises for bad input; it raises only for a bad
@@ -30,7 +31,7 @@ Checked in this order; the first that applies is reported.
     or a number that overflows a double (``1e400``), trailing garbage; or the top
     level is not an object (array, string, number, ...).
 ``unknown_type``
-    ``type`` is a string other than ``order``, ``cart``, ``email_open``. (A missing or
+    ``type`` is a string other than ``order``, ``cart``, ``email_open``, ``erasure``. (A missing or
     non-string ``type`` is a ``schema_violation``.)
 ``schema_violation``
     The object breaks its type's JSON Schema: a required field missing, a wrong type,
@@ -89,7 +90,7 @@ from typing import Any, Final
 import orjson
 from jsonschema.exceptions import ValidationError, best_match
 
-from stream.core.events import CartEvent, EmailOpenEvent, Event, OrderEvent
+from stream.core.events import CartEvent, EmailOpenEvent, ErasureRequest, InputEvent, OrderEvent
 
 from .schemas import fast_check, validator
 
@@ -126,7 +127,7 @@ REASONS: Final = (
 )
 
 DEFAULT_MAX_EVENT_BYTES: Final = 256 * 1024
-EVENT_TYPES: Final = ("order", "cart", "email_open")
+EVENT_TYPES: Final = ("order", "cart", "email_open", "erasure")
 
 _EPOCH_ORDINAL: Final = _dt.date(1970, 1, 1).toordinal()
 #: Accepted instants: [1970-01-01T00:00:00Z, 2201-01-01T00:00:00Z).
@@ -292,7 +293,7 @@ def decode_event(
     reporting_currency: str = "USD",
     currency_rates: Mapping[str, float] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-) -> Event | Rejection:
+) -> InputEvent | Rejection:
     """Decode one message value into a typed event, or a :class:`Rejection` saying why not.
 
     ``currency_rates`` maps an ISO 4217 code to how many units of the reporting
@@ -322,10 +323,10 @@ def decode_event(
         if type(event_type) is str:
             return Rejection(
                 UNKNOWN_TYPE,
-                _short(f"/type: {event_type!r} is not one of 'order', 'cart', 'email_open'"),
+                _short(f"/type: {event_type!r} is not one of {', '.join(map(repr, EVENT_TYPES))}"),
             )
         return Rejection(
-            SCHEMA_VIOLATION, _short(f"/type: {event_type!r} is not one of ['order', 'cart', 'email_open']")
+            SCHEMA_VIOLATION, _short(f"/type: {event_type!r} is not one of {list(EVENT_TYPES)}")
         )
 
     fast = _FAST_CHECKS[event_type] if FAST_PATH else None
@@ -368,6 +369,9 @@ def decode_event(
                     f"{reporting_currency!r} and no rate is configured for it",
                 )
             rate = _rate(currency, currency_rates)
+
+    if event_type == "erasure":  # its schema has no timezone: any other field is ignored
+        return ErasureRequest(event_id=obj["event_id"], customer_id=obj["customer_id"], occurred_at=ms)
 
     timezone = obj.get("timezone")
     if timezone is not None and timezone not in _known_zones():

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import orjson
 
-from stream.core.events import CartEvent, EmailOpenEvent, Event, OrderEvent
+from stream.core.events import CartEvent, EmailOpenEvent, ErasureRequest, InputEvent, OrderEvent
 
-_EVENT_TYPES = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent}
+_EVENT_TYPES = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent, "erasure": ErasureRequest}
 TICK_KEY = b"\x00tick"
 NUDGE_KEY = b"\x00nudge"
 NUDGE = None  # what decode_record returns for a nudge
 
 
-def encode_event(event: Event) -> bytes:
+def encode_event(event: InputEvent) -> bytes:
     # orjson encodes dataclasses itself, the same fields as dataclasses.asdict at a
     # tenth of the cost.
     return orjson.dumps(event)
@@ -34,7 +34,7 @@ def encode_nudge() -> bytes:
     return b'{"nudge":1}'
 
 
-def decode_record(value: bytes) -> Event | int | None:
+def decode_record(value: bytes) -> InputEvent | int | None:
     """A typed event, the instant of a clock tick, or NUDGE."""
     fields = orjson.loads(value)
     if "tick" in fields:

@@ -40,6 +40,7 @@ SPECS = [
     MetricSpec("segments_dead_letters", "counter", "Input records sent to the dead-letter topic, by reason.", ("reason",)),
     MetricSpec("segments_segment_changes", "counter", "Segment changes emitted, by from and to segment.", ("from", "to")),
     MetricSpec("segments_tag_changes", "counter", "Tag changes emitted, by tag and direction.", ("tag", "direction")),
+    MetricSpec("segments_erasures", "counter", "Customers erased on request (records of kind erasure emitted)."),
     MetricSpec("segments_customers", "gauge", "Customers per segment ('none': no counted order), owned partitions.", ("segment",)),
     MetricSpec("segments_customers_tagged", "gauge", "Customers holding each tag, owned partitions.", ("tag",)),
     MetricSpec("segments_pending_timers", "gauge", "Customers with a scheduled time-caused re-evaluation.", ("partition",)),
@@ -121,6 +122,7 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
         add("segments_segment_changes", [from_segment or NO_SEGMENT, to_segment or NO_SEGMENT], count)
     for (tag, direction), count in sorted(telemetry.tag_changes.items()):
         add("segments_tag_changes", [tag, direction], count)
+    add("segments_erasures", [], telemetry.erasures)
     census = snapshot.census
     for segment in (*SEGMENT_NAMES, NO_SEGMENT):
         add("segments_customers", [segment], census.segments.get(segment, 0))

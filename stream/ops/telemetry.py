@@ -42,6 +42,7 @@ class WorkerTelemetry:
     # (tag, "entered" | "left")
     tag_changes: Counter[tuple[str, str]] = field(default_factory=Counter)
     changes_total: int = 0
+    erasures: int = 0  # customers erased (records of kind erasure)
     ticks: int = 0
     batch_duration: Histogram = field(default_factory=Histogram)
     recent_changes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_CHANGES))
@@ -58,11 +59,24 @@ class WorkerTelemetry:
         """Change records in their wire form (schemas/segment_change.schema.json)."""
         for record in records:
             self.changes_total += 1
-            if record["kind"] == "segment":
+            kind = record["kind"]
+            if kind == "segment":
                 self.transitions[(record["from"], record["to"])] += 1
-            else:
+            elif kind == "tag":
                 self.tag_changes[(record["tag"], "entered" if record["entered"] else "left")] += 1
-            self.recent_changes.append(record)
+            else:
+                self.erasures += 1
+            if record.get("cause", {}).get("kind") == "erasure":
+                self._forget_recent(record["customer_id"])
+            else:
+                self.recent_changes.append(record)
+
+    def _forget_recent(self, customer_id: str) -> None:
+        """An erased customer's changes leave the dashboard's list too."""
+        kept = [record for record in self.recent_changes if record["customer_id"] != customer_id]
+        if len(kept) != len(self.recent_changes):
+            self.recent_changes.clear()
+            self.recent_changes.extend(kept)
 
     def record_batch(self, seconds: float, ticks: int) -> None:
         self.batch_duration.observe(seconds)

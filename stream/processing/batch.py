@@ -58,6 +58,8 @@ def run_batch(
     clock = store.clock()
     for customer_id in sorted(store.states):
         state = store.states[customer_id]
+        if state.erased:
+            continue
         result.profiles.append(profile(state, max(clock, state.evaluated_at or clock), processor.rules))
     return result
 

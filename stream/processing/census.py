@@ -20,12 +20,13 @@ from stream.core.state import CustomerState
 
 NO_SEGMENT = "none"
 
-# (segment, tags) of a customer as last emitted; None for a customer not yet stored.
+# (segment, tags) of a customer as last emitted; None for a customer not stored (or
+# erased: only a stub is stored, stream/core/erasure.py).
 Standing = tuple[str | None, tuple[str, ...]]
 
 
-def standing_of(state: CustomerState) -> Standing:
-    return state.segment, state.tags
+def standing_of(state: CustomerState) -> Standing | None:
+    return None if state.erased else (state.segment, state.tags)
 
 
 @dataclass
@@ -35,17 +36,18 @@ class Census:
     tags: Counter[str] = field(default_factory=Counter)
     timers: int = 0
 
-    def move(self, before: Standing | None, after: Standing) -> None:
-        """One customer went from ``before`` (None: new) to ``after``."""
-        if before is None:
-            self.customers += 1
-        else:
+    def move(self, before: Standing | None, after: Standing | None) -> None:
+        """One customer went from ``before`` to ``after`` (None: not stored)."""
+        if before is not None:
+            self.customers -= 1
             self.segments[before[0] or NO_SEGMENT] -= 1
             for tag in before[1]:
                 self.tags[tag] -= 1
-        self.segments[after[0] or NO_SEGMENT] += 1
-        for tag in after[1]:
-            self.tags[tag] += 1
+        if after is not None:
+            self.customers += 1
+            self.segments[after[0] or NO_SEGMENT] += 1
+            for tag in after[1]:
+                self.tags[tag] += 1
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({

@@ -3,12 +3,12 @@ and the batch path, so both accept and reject exactly the same events."""
 
 from __future__ import annotations
 
-from stream.core.events import Event
+from stream.core.events import InputEvent
 from stream.events import Rejection, decode_event
 from stream.rules import Rules
 
 
-def decode_input(raw: bytes, rules: Rules) -> Event | Rejection:
+def decode_input(raw: bytes, rules: Rules) -> InputEvent | Rejection:
     return decode_event(
         raw,
         reporting_currency=rules.reporting_currency,

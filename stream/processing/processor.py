@@ -10,6 +10,10 @@ clock when the processor first runs under the new rules: every customer stamped 
 other rules adopts them at that instant when it is next loaded (passing first through
 the rules of earlier changes whose sweeps were not done), and ``sweep_rules`` visits
 the customers nothing else loads, a bounded number at a time.
+
+An erasure request (``stream/core/erasure.py``) replaces the customer's state with a
+stub and drops their timer; the stub stays among the touched customers, for the shell
+to publish a tombstone instead of a profile (``CustomerState.erased``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass, field, replace
 
 from stream.core.changes import Change
 from stream.core.engine import adopt_rules, advance, apply, look_ahead, new_state
-from stream.core.events import Event
+from stream.core.erasure import erase
+from stream.core.events import ErasureRequest, InputEvent
 from stream.core.params import params_for
 from stream.core.state import CustomerState
 from stream.core.timers import next_due
@@ -50,12 +55,22 @@ class PartitionProcessor:
         self._rules_tag = params_for(rules).version_tag
         self._rules_record: RulesRecord | None = None
 
-    def on_event(self, event: Event) -> StepResult:
+    def on_event(self, event: InputEvent) -> StepResult:
         result = self._move_clock(event.occurred_at)
         state, old_due, changes = self._load(event.customer_id)
+        if isinstance(event, ErasureRequest):
+            state, erasure = erase(state, event, self.rules)
+            changes.extend(erasure)
+            self._save(state, old_due)
+            result.changes.extend(changes)
+            if changes:
+                result.touched[state.customer_id] = state
+            return result
         if state is None:
             state = new_state(event.customer_id)
         changes.extend(apply(state, event, self.rules))
+        if state.erased:  # an event from before the erasure, ignored: nothing to publish
+            return result
         clock = self.store.clock()
         # A late event can make a change due before the partition clock: fire it now,
         # as the next tick would.
@@ -80,7 +95,7 @@ class PartitionProcessor:
         clock = self.store.clock()
         for customer_id in customer_ids:
             state = self.store.load(customer_id)
-            if state is None or state.rules_tag == self._rules_tag:
+            if state is None or state.rules_tag == self._rules_tag or state.erased:
                 continue
             old_due = scheduled_due(state, self.rules)
             changes = self._adopt(state)

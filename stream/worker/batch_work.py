@@ -31,11 +31,12 @@ def profile_record(state: CustomerState, rules: Rules) -> bytes:
 class BatchOutput:
     """``change_records``: the segment changes in their wire form (dicts, for telemetry);
     ``changes`` and ``profiles``: the same changes and the touched customers' profiles
-    as (key, value) records for their topics."""
+    as (key, value) records for their topics (value None: a tombstone, the customer was
+    erased)."""
 
     change_records: list[dict[str, Any]] = field(default_factory=list)
     changes: list[KeyValue] = field(default_factory=list)
-    profiles: list[KeyValue] = field(default_factory=list)
+    profiles: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     ticks: int = 0
     # The partition's rules record after the batch (stream/processing/rules_change.py).
     rules: RulesRecord | None = None
@@ -69,7 +70,10 @@ def process_records(
         change_record["emitted_at"] = emitted_at
         output.change_records.append(change_record)
         output.changes.append((change.customer_id.encode(), orjson.dumps(change_record)))
-        store.add_history(change.customer_id, change.seq, change_record)
+        if change.cause.kind != "erasure":
+            store.add_history(change.customer_id, change.seq, change_record)
+        elif change.kind == "erasure":
+            store.forget_history(change.customer_id)
     for customer_id, state in result.touched.items():
-        output.profiles.append((customer_id.encode(), profile_record(state, rules)))
+        output.profiles.append((customer_id.encode(), None if state.erased else profile_record(state, rules)))
     return output

@@ -53,14 +53,16 @@ def history_entry(change_record: dict[str, Any]) -> dict[str, Any]:
 
 def read_history(db: Any, customer_id: str) -> list[dict[str, Any]]:
     """The customer's stored history in one partition's RocksDB, oldest first."""
+    return [orjson.loads(value) for _, value in _history_items(db, customer_id)]
+
+
+def _history_items(db: Any, customer_id: str):
     prefix = history_prefix(customer_id)
     iterator = db.iter()
     iterator.seek(prefix)
-    entries = []
     while iterator.valid() and iterator.key().startswith(prefix):
-        entries.append(orjson.loads(iterator.value()))
+        yield iterator.key(), iterator.value()
         iterator.next()
-    return entries
 
 
 def stored_last_offset(clocks: Any, partition: int) -> int | None:
@@ -278,6 +280,17 @@ class TableStore:
         writes[history_key(customer_id, seq)] = orjson.dumps(history_entry(record))
         if seq > HISTORY_LIMIT:
             writes[history_key(customer_id, seq - HISTORY_LIMIT)] = None
+
+    def forget_history(self, customer_id: str) -> None:
+        """Delete the customer's history: what is stored and what this batch added (an
+        erasure; history_key's length prefix keeps other customers' keys out)."""
+        prefix = history_prefix(customer_id)
+        writes = self._history_writes
+        for key in [key for key in writes if key.startswith(prefix)]:
+            writes[key] = None
+        history_db = self._history_table.data._db_for_partition(self.partition)
+        for key, _ in _history_items(history_db, customer_id):
+            writes[key] = None
 
     # ----------------------------------------------------------------- clock
 

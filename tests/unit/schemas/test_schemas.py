@@ -15,7 +15,10 @@ from stream.events import REASONS, load_schema, validator
 from stream.events import schemas as schemas_module
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
-ALL = ["order", "cart", "email_open", "event", "segment_change", "customer_profile", "dead_letter", "playbook_action"]
+ALL = [
+    "order", "cart", "email_open", "erasure", "event", "segment_change", "customer_profile", "dead_letter",
+    "playbook_action", "playbook_erasure_notice",
+]
 SEGMENTS = [
     "Champions", "Loyal Customers", "Potential Loyalist", "New Customers", "Promising",
     "Need Attention", "About To Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost",
@@ -121,8 +124,19 @@ def test_event_union_rejects(instance: dict[str, Any]) -> None:
     assert errors("event", instance)
 
 
+def test_erasure_request_follows_the_contract() -> None:
+    schema = load_schema("erasure")
+    props = schema["properties"]
+    assert props["type"] == {"const": "erasure"}
+    assert set(schema["required"]) == {"event_id", "type", "customer_id", "occurred_at"}
+    for field in ["event_id", "customer_id"]:
+        assert props[field]["minLength"] == 1 and props[field]["maxLength"] == 256
+    assert props["occurred_at"]["format"] == "date-time"
+    assert errors("erasure", {"type": "erasure", "event_id": "x", "customer_id": "c"})  # no instant
+
+
 def test_event_union_accepts_each_type() -> None:
-    for name in ["order", "cart", "email_open"]:
+    for name in ["order", "cart", "email_open", "erasure"]:
         for example in load_schema(name)["examples"]:
             assert errors("event", example) == []
 
@@ -202,6 +216,15 @@ def test_segment_change_names() -> None:
         ("tag", lambda c: c.update(entered=1)),
         ("tag", lambda c: c.update(tag="vip")),
         ("tag", lambda c: c.update({"from": None})),
+        ("erasure", lambda c: c.update({"from": "Champions"})),
+        ("erasure", lambda c: c.update(tag="lapsed", entered=False)),
+        ("erasure", lambda c: c.update(timezone="Europe/Paris")),
+        ("erasure", lambda c: c.update(segment="Champions")),
+        ("erasure", lambda c: c.update(tags=["lapsed"])),
+        ("erasure", lambda c: c["scores"].update(r=5, f=5, m=5, fm=5)),
+        ("erasure", lambda c: c.update(cause={"kind": "event", "event_id": "e", "event_type": "order"})),
+        ("erasure", lambda c: c.update(cause={"kind": "erasure"})),
+        ("segment", lambda c: c.update(cause={"kind": "erasure", "event_id": "e", "event_type": "erasure"})),
     ],
 )
 def test_segment_change_rejects(kind: str, mutate: Any) -> None:
@@ -217,6 +240,10 @@ def test_segment_change_accepts_variants() -> None:
     assert errors("segment_change", change) == []
     change = _change("tag")
     change.update(tag="cart_abandoner", entered=False)
+    assert errors("segment_change", change) == []
+    # What an erasure emits before its record: the customer leaves segment and tags.
+    change = _change("segment")
+    change.update({"from": "Champions", "to": None, "cause": {"kind": "erasure", "event_id": "erase-1"}})
     assert errors("segment_change", change) == []
 
 
