@@ -49,6 +49,7 @@ def _config(folder: Path, app_id: str, smtp_port: int) -> Path:
     config = folder / "demo.toml"
     topics = {
         "orders": f"{app_id}-orders", "carts": f"{app_id}-carts", "email_opens": f"{app_id}-email-opens",
+        "erasures": f"{app_id}-erasures",
         "events": f"{app_id}-events", "segment_changes": f"{app_id}-segment-changes",
         "customer_profiles": f"{app_id}-customer-profiles", "dead_letter": f"{app_id}-events-dlq",
     }

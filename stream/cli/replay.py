@@ -43,11 +43,11 @@ def _topic_for(line: bytes, by_type: dict[str, str], fallback: str) -> tuple[str
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds --until/--wait wait for the worker.")
 @click.pass_obj
 def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait: bool, rate: float | None, keying: str, timeout: float) -> None:
-    """Publish JSON-lines FILES to the order/cart/email-open topics by each event's type."""
+    """Publish JSON-lines FILES to the order/cart/email-open/erasure topics by each event's type."""
     settings = load_worker_settings(context.config_file)
     kafka = context.kafka_settings()
     topics = settings.topics
-    by_type = {"order": topics.orders, "cart": topics.carts, "email_open": topics.email_opens}
+    by_type = {"order": topics.orders, "cart": topics.carts, "email_open": topics.email_opens, "erasure": topics.erasures}
     ensure_topics(kafka, worker_topics(settings))
 
     lines = list(iter_lines(files))

@@ -15,6 +15,7 @@ from stream.clients.changelog import ChangelogReader
 from stream.clients.topics import partition_counts
 from stream.core.profile import profile
 from stream.core.state import CustomerState
+from stream.core.timeutil import rfc3339_ms
 from stream.rules import RulesError, load_rules
 from stream.worker.settings import load_worker_settings
 from stream.processing.rules_change import RulesRecord
@@ -50,7 +51,10 @@ def partition_records(
     return records_in(_read_compacted(kafka, clocks_changelog(app_id), partitions))
 
 
-def _profiles(context: CliContext, rules_file: str | None, customer_id: str | None = None) -> list[dict]:
+def _profiles(
+    context: CliContext, rules_file: str | None, customer_id: str | None = None,
+) -> tuple[list[dict], dict[str, int]]:
+    """The stored customers' profiles, and the erased customers' erasure instants."""
     settings = load_worker_settings(context.config_file)
     try:
         rules = load_rules(rules_file or settings.rules_file)
@@ -73,13 +77,18 @@ def _profiles(context: CliContext, rules_file: str | None, customer_id: str | No
                 "pass the worker's rules file with --rules, or set rules_file under [worker] in the config"
             )
     profiles = []
+    erased: dict[str, int] = {}
     for (partition, key), value in sorted(_read_compacted(kafka, customers_topic, partitions).items(), key=lambda item: item[0][1]):
         if customer_id is not None and key != customer_id.encode():
             continue
         state = CustomerState.from_bytes(value)
+        if state.erased:
+            assert state.erased_at is not None
+            erased[state.customer_id] = state.erased_at
+            continue
         now = max(clocks.get(partition, state.evaluated_at or 0), state.evaluated_at or 0)
         profiles.append(profile(state, now, rules))
-    return profiles
+    return profiles, erased
 
 
 @click.command("snapshot")
@@ -88,7 +97,7 @@ def _profiles(context: CliContext, rules_file: str | None, customer_id: str | No
 @click.pass_obj
 def snapshot(context: CliContext, out: str | None, rules_file: str | None) -> None:
     """One profile per customer (JSON lines), as of each customer's partition clock."""
-    profiles = _profiles(context, rules_file)
+    profiles, _ = _profiles(context, rules_file)
     handle = Path(out).open("wb") if out else sys.stdout.buffer
     try:
         for item in profiles:
@@ -105,7 +114,9 @@ def snapshot(context: CliContext, out: str | None, rules_file: str | None) -> No
 @click.pass_obj
 def profile_command(context: CliContext, customer_id: str, rules_file: str | None) -> None:
     """Print one customer's profile: metrics, scores, segment and tags."""
-    found = _profiles(context, rules_file, customer_id)
+    found, erased = _profiles(context, rules_file, customer_id)
+    if customer_id in erased:
+        raise click.ClickException(f"customer {customer_id!r} was erased at {rfc3339_ms(erased[customer_id])}")
     if not found:
         raise click.ClickException(f"no customer {customer_id!r} in the worker's state")
     click.echo(orjson.dumps(found[0], option=orjson.OPT_INDENT_2).decode())

@@ -18,8 +18,10 @@ topic) and the same code runs it everywhere.
     The stub is what keeps an erasure an erasure: an event that occurred at or before it
     and arrives later is ignored by ``apply`` instead of starting a new state from old
     data (a refund of an erased customer's order, say). An event that occurred after it
-    starts the customer again from nothing. A second request for a stub with nothing
-    since (a redelivery) emits nothing.
+    starts the customer again from nothing. So is a request itself: one that occurred at
+    or before the erasure already made (a redelivery) emits nothing, even when the
+    customer has come back since; a later one for a stub with nothing since only moves
+    the instant.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ def erase(state: CustomerState | None, request: ErasureRequest, rules: Rules) ->
         state = CustomerState(request.customer_id)
     elif state.customer_id != request.customer_id:
         raise ValueError(f"erasure of {request.customer_id!r} applied to the state of {state.customer_id!r}")
+    elif state.erased_at is not None and request.occurred_at <= state.erased_at:
+        return state, []  # covered by the erasure made: what came since is newer than the request
     elif state.erased:
-        assert state.erased_at is not None
-        state.erased_at = max(state.erased_at, request.occurred_at)
+        state.erased_at = request.occurred_at
         return state, []
     p = params_for(rules)
     last = state.evaluated_at

@@ -19,7 +19,11 @@ replay publishes them in. On top of the orders it adds:
   1-4 positions after the original;
 - late events: ``late_share`` of the events published later than their ``occurred_at``
   says (``occurred_at`` unchanged), right after a later event of the same customer and
-  type, typically a few hundred positions later.
+  type, typically a few hundred positions later;
+- erasure requests (``type: "erasure"``) for ``erasure_share`` of the customers, at a
+  random instant of the history (some before the customer's first event, some followed
+  by the customer coming back), drawn from a random stream of their own so that the
+  other events are the same with or without them.
 
 Everything else is time-ordered (stable: ties keep their generation order).
 
@@ -44,6 +48,7 @@ from __future__ import annotations
 import bisect
 import datetime as _dt
 import functools
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +147,7 @@ def generate_behaviour(
     customer_share: float = 1.0,
     late_share: float = 0.01,
     redelivery_share: float = 0.01,
+    erasure_share: float = 0.0,
 ) -> list[dict]:
     """Orders plus generated behaviour, in file order (see the module docstring).
 
@@ -187,7 +193,9 @@ def generate_behaviour(
     events = [event for _, _, event in builder.rows]
     instants = [at for at, _, _ in builder.rows]
     events = _make_late(rng, events, instants, late_share)
-    return _redeliver(rng, events, redelivery_share)
+    events = _redeliver(rng, events, redelivery_share)
+    customer_ids = [*first_seen, *(customer.customer_id for customer in non_buyers)]
+    return _with_erasures(events, customer_ids, start, end, erasure_share, seed)
 
 
 def _instant(event: dict) -> int:
@@ -306,6 +314,25 @@ def _email_campaigns(builder: _Builder, audience: list[_Customer], start: int, e
                 fields["apple_privacy_open"] = machine
             builder.new(opened, customer, "email_open", **fields)
         sent += WEEK
+
+
+def _with_erasures(events: list[dict], customer_ids: list[str], start: int, end: int, share: float, seed: int) -> list[dict]:
+    """Each erasure goes before the first event that occurred after it: where the intake's
+    merge releases it (its own topic), so the merged order stays the file order."""
+    rng = random.Random(f"erasures-{seed}")
+    erasures = []
+    for customer_id in customer_ids:
+        if rng.random() < share:
+            at = rng.randrange(start, end)
+            erasures.append((at, {"event_id": f"erase-{customer_id}", "type": "erasure", "customer_id": customer_id,
+                                  "occurred_at": _iso(at)}))
+    if not erasures:
+        return events
+    latest_so_far = list(itertools.accumulate((_instant(event) for event in events), max))
+    out = list(events)
+    for at, erasure in sorted(erasures, key=lambda item: item[0], reverse=True):
+        out.insert(bisect.bisect_right(latest_so_far, at), erasure)
+    return out
 
 
 def _make_late(rng: random.Random, events: list[dict], instants: list[int], share: float) -> list[dict]:

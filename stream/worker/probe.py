@@ -174,12 +174,15 @@ class WorkerProbe:
         return rows
 
     def customer(self, customer_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The customer's profile and stored change history, if this worker has them."""
+        """The customer's profile and stored change history, if this worker has them (an
+        erased customer's it has not)."""
         key = customer_id.encode()
         raw = self.customers.get(key)
         if raw is None:
             return None
         state = CustomerState.from_bytes(raw)
+        if state.erased:
+            return None
         partition = partition_of(customer_id, self.partitions)
         # The customer's partition is open here: its state was just read from it.
         history = read_history(self.history.data._db_for_partition(partition), customer_id)

@@ -21,6 +21,8 @@ class Topics(BaseModel):
     orders: str = "orders"
     carts: str = "carts"
     email_opens: str = "email-opens"
+    # Erasure requests (schemas/erasure.schema.json), merged with the events in time order.
+    erasures: str = "erasures"
     dead_letter: str = "events-dlq"
     segment_changes: str = "segment-changes"
     customer_profiles: str = "customer-profiles"
@@ -28,7 +30,7 @@ class Topics(BaseModel):
     events: str = "segments-events"
 
     def inputs(self) -> list[str]:
-        return [self.orders, self.carts, self.email_opens]
+        return [self.orders, self.carts, self.email_opens, self.erasures]
 
 
 class WorkerSettings(BaseModel):

@@ -26,10 +26,6 @@ pytestmark = pytest.mark.integration
 ACTION_ID = re.compile(r"act-[0-9a-f]{32}")
 
 
-def latest_profiles(ns: WorkerNamespace) -> dict[str, bytes]:
-    return {record.key.decode(): record.value for record in ns.read_topic("customer_profiles")}
-
-
 @pytest.mark.timeout(600)
 def test_a_scripted_history_becomes_exactly_the_expected_emails(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
     ns = WorkerNamespace(kafka_bootstrap, unique_name("e2e"), tmp_path)
@@ -45,7 +41,7 @@ def test_a_scripted_history_becomes_exactly_the_expected_emails(kafka_bootstrap:
         decided = expected_actions(batch_changes, now, set())
         playbooks.actions(len(decided))  # the playbooks app has decided everything
 
-        profiles = {customer: decode_profile(raw) for customer, raw in latest_profiles(ns).items()}
+        profiles = {customer: decode_profile(raw) for customer, raw in ns.latest_profiles().items()}
         send_time = datetime.now(timezone.utc)
         expected = set()
         for record in decided:

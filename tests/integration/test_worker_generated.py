@@ -1,6 +1,6 @@
 """CDNOW plus generated behaviour (discounts, cancellations, refunds, carts, email opens,
-redeliveries, late events) through the real worker equals `segments batch`, customer by
-customer, change by change."""
+redeliveries, late events, erasure requests) through the real worker equals `segments
+batch`, customer by customer, change by change."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def namespace(kafka_bootstrap: str, unique_name, tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def generated_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    events = generate_behaviour(time_ordered(list(cdnow_orders(limit_customers=400))))
+    events = generate_behaviour(time_ordered(list(cdnow_orders(limit_customers=400))), erasure_share=0.05)
     path = tmp_path_factory.mktemp("generated") / "cdnow-generated.jsonl"
     write_jsonl(events, path)
     return path
@@ -66,6 +66,19 @@ def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, tmp_path: Pat
     # The history exercised what it is meant to: every tag, and not only orders.
     tags = {change["tag"] for changes in batch_changes.values() for change in changes if change["kind"] == "tag"}
     assert {"coupon_lover", "cart_abandoner", "prospect", "engaged_non_buyer"} <= tags
+    assert_erased_customers_have_no_profile(ns, batch_changes)
+
+
+def assert_erased_customers_have_no_profile(ns: WorkerNamespace, batch_changes: dict[str, list[dict]]) -> None:
+    """An erased customer's latest record on customer-profiles is a tombstone, unless they
+    came back after the erasure; either way the snapshot matched the batch's above."""
+    erased = {customer for customer, changes in batch_changes.items() if any(c["kind"] == "erasure" for c in changes)}
+    still_erased = {customer for customer in erased if batch_changes[customer][-1]["kind"] == "erasure"}
+    came_back = erased - still_erased
+    assert still_erased and came_back
+    profiles = ns.latest_profiles()
+    assert {customer for customer in still_erased if profiles.get(customer, b"") is not None} == set()
+    assert {customer for customer in came_back if profiles.get(customer) is None} == set()
 
 
 def test_generated_behaviour_stream_equals_batch(namespace: WorkerNamespace, generated_history: Path, tmp_path: Path) -> None:

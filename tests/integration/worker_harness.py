@@ -36,7 +36,7 @@ class WorkerNamespace:
         self.tmp_path = tmp_path
         self.topics = {
             "orders": f"{prefix}-orders", "carts": f"{prefix}-carts", "email_opens": f"{prefix}-email-opens",
-            "events": f"{prefix}-events", "segment_changes": f"{prefix}-changes",
+            "erasures": f"{prefix}-erasures", "events": f"{prefix}-events", "segment_changes": f"{prefix}-changes",
             "customer_profiles": f"{prefix}-profiles", "dead_letter": f"{prefix}-dlq",
         }
         self.web_port = free_port()
@@ -130,6 +130,11 @@ class WorkerNamespace:
 
     def read_topic(self, name: str, *, isolation_level: str = "read_uncommitted", idle: float = 2.0) -> list[Any]:
         return read_to_end(self.bootstrap, self.topics[name], isolation_level=isolation_level, idle=idle)
+
+    def latest_profiles(self) -> dict[str, bytes | None]:
+        """customer-profiles as compaction leaves it: the latest value per customer (None:
+        a tombstone)."""
+        return {record.key.decode(): record.value for record in self.read_topic("customer_profiles")}
 
     def changes_by_customer(self, **kwargs: Any) -> dict[str, list[dict]]:
         by_customer: dict[str, list[dict]] = {}

@@ -112,6 +112,10 @@ def test_events_from_before_the_erasure_are_ignored_and_later_ones_start_from_no
     assert changes[0].seq == erased[-1].seq + 1
     assert not {c.change_id for c in changes} & {c.change_id for c in erased}
     assert not stub.erased and stub.erased_at == ms("2024-02-01T09:00:00Z")
+    # The request delivered again after the comeback erases nothing: it is older than that.
+    kept = stub.to_bytes()
+    assert erase(stub, erasure("2024-02-01T09:00:00Z"), DEFAULT) == (stub, [])
+    assert stub.to_bytes() == kept
 
 
 @st.composite

@@ -147,8 +147,12 @@ def test_the_intake_merge_reproduces_the_file_order() -> None:
     """Whatever the partition count, the worker's event-time merge of the input partitions
     (a topic per type, keyed by customer) releases the events in file order, so each
     customer's sequence in the stream is the batch's; redeliveries, which change
-    nothing, may move but never ahead of their original."""
-    events = generate_behaviour(time_ordered(list(cdnow_orders(limit_customers=100))), late_share=0.03, redelivery_share=0.03)
+    nothing, may move but never ahead of their original. Erasure requests (a topic of
+    their own) too."""
+    events = generate_behaviour(
+        time_ordered(list(cdnow_orders(limit_customers=100))), late_share=0.03, redelivery_share=0.03, erasure_share=0.1,
+    )
+    assert sum(event["type"] == "erasure" for event in events) > 3
     for partitions in (1, 4, 7):
         merger: EventTimeMerger[int] = EventTimeMerger()
         offsets: Counter = Counter()
@@ -165,6 +169,18 @@ def test_the_intake_merge_reproduces_the_file_order() -> None:
             event_id = events[position]["event_id"]
             assert position not in repeated or event_id in seen
             seen.add(event_id)
+
+
+def test_erasures_come_on_top_of_the_same_events(orders: list[dict]) -> None:
+    without = generate_behaviour(orders)
+    events = generate_behaviour(orders, erasure_share=0.2)
+    erasures = [event for event in events if event["type"] == "erasure"]
+    assert [event for event in events if event["type"] != "erasure"] == without
+    assert len({event["customer_id"] for event in erasures}) == len(erasures) > 5
+    comeback = {event["customer_id"] for event in erasures if any(
+        other["customer_id"] == event["customer_id"] and instant(other) > instant(event) for other in without
+    )}
+    assert 0 < len(comeback) < len(erasures)
 
 
 def test_customer_share_limits_the_behaviour(orders: list[dict]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.core.events import CartEvent, EmailOpenEvent, OrderEvent
+from stream.core.events import CartEvent, EmailOpenEvent, ErasureRequest, OrderEvent
 from stream.events import REASONS, Rejection, decode_event
 from stream.events import decode as decode_module
 
@@ -404,10 +404,21 @@ def test_long_values_are_cut_in_detail() -> None:
 # --------------------------------------------------------------------- the rest
 
 
-@pytest.mark.parametrize("type_", ["refund", "Order", "", "page_view"])
+@pytest.mark.parametrize("type_", ["refund", "Order", "", "page_view", "Erasure", "delete"])
 def test_unknown_type(type_: str) -> None:
     r = rejected(dec(order(type=type_)), "unknown_type")
     assert repr(type_) in r.detail
+    assert "'erasure'" in r.detail  # the accepted types are listed
+
+
+def test_erasure_request() -> None:
+    request = {"event_id": "erase-7", "type": "erasure", "customer_id": "cust-42", "occurred_at": "2024-06-01T11:00:00+02:00"}
+    assert dec(request) == ErasureRequest("erase-7", "cust-42", 1_717_232_400_000)
+    # Its schema has no time zone or amounts: such fields are ignored, never checked.
+    assert dec({**request, "timezone": "Mars/Base", "total": -1}) == dec(request)
+    rejected(dec({**request, "customer_id": ""}), "schema_violation")
+    rejected(dec({key: value for key, value in request.items() if key != "event_id"}), "schema_violation")
+    rejected(dec({**request, "occurred_at": "2024-06-01T09:00:00"}), "invalid_timestamp")
 
 
 def test_invalid_timezone() -> None:

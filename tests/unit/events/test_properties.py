@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.events import CartEvent, EmailOpenEvent, OrderEvent
+from stream.core.events import CartEvent, EmailOpenEvent, ErasureRequest, OrderEvent
 from stream.events import Rejection, decode_event, validator
 from stream.events import decode as decode_module
 from stream.events.schemas import fast_check
@@ -152,7 +152,16 @@ def email_opens(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return event, expect
 
 
-valid_events = st.one_of(orders(), carts(), email_opens())
+@st.composite
+def erasures(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    event, expect = common(draw, "erasure")
+    del expect["timezone"]  # not in its schema: any value is an ignored extra field
+    if draw(st.booleans()):
+        event["timezone"] = draw(st.sampled_from(["Mars/Olympus", "", "Europe/Paris"]))
+    return event, expect
+
+
+valid_events = st.one_of(orders(), carts(), email_opens(), erasures())
 
 _CTX = Context(prec=200)
 
@@ -175,7 +184,7 @@ OUT_OF_RANGE_DATES = [
     "2201-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2200-12-31T23:00:00-01:00",
 ]
 EDGE_DATES = ["1970-01-01T00:00:00Z", "2200-12-31T23:59:59.999Z", "2000-02-29T00:00:00Z"]
-ENUM_VALUES = ["order", "cart", "email_open", "placed", "cancelled", "refunded", "add",
+ENUM_VALUES = ["order", "cart", "email_open", "erasure", "placed", "cancelled", "refunded", "add",
                "cleared", "shipped", "Placed", "ADD"]
 FIELDS = ["event_id", "type", "customer_id", "occurred_at", "order_id", "status", "total",
           "currency", "discount_code", "discount_total", "refund_amount", "items", "cart_id",
@@ -216,7 +225,7 @@ def mutated_events(draw: Any) -> dict[str, Any]:
 
 def oracle(event: dict[str, Any], rates: dict[str, float]) -> str | None:
     """None if the event must be accepted, else the expected family of reasons."""
-    if isinstance(event.get("type"), str) and event["type"] not in ("order", "cart", "email_open"):
+    if isinstance(event.get("type"), str) and event["type"] not in ("order", "cart", "email_open", "erasure"):
         return "unknown_type"
     if not validator("event").is_valid(event):
         return "schema"
@@ -225,7 +234,7 @@ def oracle(event: dict[str, Any], rates: dict[str, float]) -> str | None:
         return "invalid_timestamp"
     if event["type"] == "order" and event["currency"] != "USD" and event["currency"] not in rates:
         return "unknown_currency"
-    if "timezone" in event and event["timezone"] not in zoneinfo.available_timezones():
+    if "timezone" in event and event["type"] != "erasure" and event["timezone"] not in zoneinfo.available_timezones():
         return "invalid_timezone"
     return None
 
@@ -244,7 +253,7 @@ def check_agreement(event: dict[str, Any], rates: dict[str, float]) -> Any:
     result = decode_with(True, raw, rates)
     # the accept-only fast check never changes a result
     assert decode_with(False, raw, rates) == result
-    for name in ["order", "cart", "email_open"]:
+    for name in ["order", "cart", "email_open", "erasure"]:
         assert fast_check(name)(event) == validator(name).is_valid(event), (name, event)
     expected = oracle(event, rates)
     if expected is None:
@@ -269,7 +278,7 @@ def test_valid_events_round_trip(case: tuple[dict[str, Any], dict[str, Any]]) ->
     event, expect = case
     assert validator("event").is_valid(event)
     result = check_agreement(event, RATES)
-    cls = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent}[event["type"]]
+    cls = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent, "erasure": ErasureRequest}[event["type"]]
     assert type(result) is cls
     assert result.event_id == event["event_id"]
     assert result.customer_id == event["customer_id"]

@@ -9,7 +9,7 @@ from stream.ops.groups import engine_group_sources
 
 def test_the_shipped_defaults() -> None:
     assert engine_group_sources(None) == {
-        "segments": ["orders", "carts", "email-opens", "segments-events"],
+        "segments": ["orders", "carts", "email-opens", "erasures", "segments-events"],
         "segments-playbooks": ["segment-changes"],
         "segments-sender": ["playbook-actions"],
     }
@@ -23,7 +23,7 @@ def test_renamed_topics_and_groups_follow_the_config_file(tmp_path: Path) -> Non
         '[sender]\ngroup_id = "mailer"\n[sender.topics]\nactions = "shop-a-actions"\n'
     )
     sources = engine_group_sources(config)
-    assert sources["shop-a"] == ["orders", "shop-a-carts", "email-opens", "segments-events"]
+    assert sources["shop-a"] == ["orders", "shop-a-carts", "email-opens", "erasures", "segments-events"]
     # The playbooks app reads the worker's changes unless its own table names a topic.
     assert sources["segments-playbooks"] == ["shop-a-changes"]
     assert sources["mailer"] == ["shop-a-actions"]
