@@ -1,4 +1,5 @@
-"""SIGKILL the real worker mid-replay, restart it: no change lost; none doubled under exactly-once."""
+"""SIGKILL the real worker mid-replay, restart it: no change lost; none doubled under
+exactly-once; no erasure lost either (erasure requests are part of the history)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from tests.integration.worker_harness import WorkerNamespace, batch_results, history_files
+from tests.integration.worker_harness import (
+    WorkerNamespace, assert_erased_customers_have_no_profile, batch_results, history_files,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +30,7 @@ def _records_in(ns: WorkerNamespace, topic_key: str) -> int:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_sigkill_mid_replay_loses_no_change(kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str) -> None:
-    history, (first_part, second_part) = history_files(tmp_path, 600, (6, 10))
+    history, (first_part, second_part) = history_files(tmp_path, 600, (6, 10), erasure_share=0.05)
 
     ns = WorkerNamespace(kafka_bootstrap, unique_name("crash"), tmp_path, guarantee=guarantee)
     try:
@@ -58,5 +61,6 @@ def test_sigkill_mid_replay_loses_no_change(kafka_bootstrap: str, unique_name, t
             assert committed == batch_changes, "a read_committed consumer must see each change exactly once"
         else:
             assert ns.first_changes_by_customer() == batch_changes, "every change must be delivered (duplicates allowed)"
+        assert_erased_customers_have_no_profile(ns, batch_changes)
     finally:
         ns.close()

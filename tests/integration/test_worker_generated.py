@@ -11,7 +11,7 @@ import pytest
 
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
 from stream.demo.generate import generate_behaviour
-from tests.integration.worker_harness import WorkerNamespace, batch_results
+from tests.integration.worker_harness import WorkerNamespace, assert_erased_customers_have_no_profile, batch_results
 
 pytestmark = pytest.mark.integration
 
@@ -67,18 +67,6 @@ def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, tmp_path: Pat
     tags = {change["tag"] for changes in batch_changes.values() for change in changes if change["kind"] == "tag"}
     assert {"coupon_lover", "cart_abandoner", "prospect", "engaged_non_buyer"} <= tags
     assert_erased_customers_have_no_profile(ns, batch_changes)
-
-
-def assert_erased_customers_have_no_profile(ns: WorkerNamespace, batch_changes: dict[str, list[dict]]) -> None:
-    """An erased customer's latest record on customer-profiles is a tombstone, unless they
-    came back after the erasure; either way the snapshot matched the batch's above."""
-    erased = {customer for customer, changes in batch_changes.items() if any(c["kind"] == "erasure" for c in changes)}
-    still_erased = {customer for customer in erased if batch_changes[customer][-1]["kind"] == "erasure"}
-    came_back = erased - still_erased
-    assert still_erased and came_back
-    profiles = ns.latest_profiles()
-    assert {customer for customer in still_erased if profiles.get(customer, b"") is not None} == set()
-    assert {customer for customer in came_back if profiles.get(customer) is None} == set()
 
 
 def test_generated_behaviour_stream_equals_batch(namespace: WorkerNamespace, generated_history: Path, tmp_path: Path) -> None:

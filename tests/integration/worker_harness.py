@@ -16,6 +16,7 @@ import orjson
 
 from stream.broker.local import free_port
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
+from stream.demo.generate import generate_behaviour
 from tests.integration.kafka_helpers import read_to_end
 
 SEGMENTS = str(Path(sys.executable).with_name("segments"))
@@ -160,12 +161,17 @@ class WorkerNamespace:
                 process.wait(timeout=30)
 
 
-def history_files(tmp_path: Path, customers: int, *cuts: tuple[int, int]) -> tuple[Path, list[Path]]:
-    """The first ``customers`` CDNOW customers' orders in time order: the whole history
-    as ``all.jsonl``, and its parts (``part0.jsonl``, ...), split where
-    each cut (numerator, denominator) falls: (1, 2) at ``len(events) // 2``. For
-    replaying a history in steps."""
-    events = time_ordered(list(cdnow_orders(limit_customers=customers)))
+def history_files(
+    tmp_path: Path, customers: int, *cuts: tuple[int, int], erasure_share: float = 0.0,
+) -> tuple[Path, list[Path]]:
+    """The first ``customers`` CDNOW customers' orders in time order (with erasure requests
+    for ``erasure_share`` of them): the whole history as ``all.jsonl``, and its parts
+    (``part0.jsonl``, ...), split where each cut (numerator, denominator) falls: (1, 2)
+    at ``len(events) // 2``. For replaying a history in steps."""
+    events = generate_behaviour(
+        time_ordered(list(cdnow_orders(limit_customers=customers))),
+        customer_share=0, late_share=0, redelivery_share=0, erasure_share=erasure_share,
+    )
     history = tmp_path / "all.jsonl"
     write_jsonl(events, history)
     bounds = [0, *(len(events) * numerator // denominator for numerator, denominator in cuts), len(events)]
@@ -173,6 +179,18 @@ def history_files(tmp_path: Path, customers: int, *cuts: tuple[int, int]) -> tup
     for path, start, end in zip(parts, bounds, bounds[1:]):
         write_jsonl(events[start:end], path)
     return history, parts
+
+
+def assert_erased_customers_have_no_profile(ns: WorkerNamespace, batch_changes: dict[str, list[dict]]) -> None:
+    """An erased customer's latest record on customer-profiles is a tombstone, unless they
+    came back after the erasure; either way the snapshot matched the batch's above."""
+    erased = {customer for customer, changes in batch_changes.items() if any(c["kind"] == "erasure" for c in changes)}
+    still_erased = {customer for customer in erased if batch_changes[customer][-1]["kind"] == "erasure"}
+    came_back = erased - still_erased
+    assert still_erased and came_back
+    profiles = ns.latest_profiles()
+    assert {customer for customer in still_erased if profiles.get(customer, b"") is not None} == set()
+    assert {customer for customer in came_back if profiles.get(customer) is None} == set()
 
 
 def overview(web_url: str) -> dict:
