@@ -77,9 +77,14 @@ def worker_topics(settings) -> list[TopicSpec]:
     """Every topic the worker reads or writes, created before faust subscribes: a topic
     that appears after the group's first assignment would be ignored until a rebalance."""
     topics = settings.topics
-    plain = [*topics.inputs(), topics.events, topics.dead_letter, topics.segment_changes]
+    plain = [name for name in topics.inputs() if name != topics.erasures]
+    plain += [topics.events, topics.dead_letter, topics.segment_changes]
     specs = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in plain]
-    specs.append(TopicSpec(topics.customer_profiles, settings.partitions, settings.replication_factor, {"cleanup.policy": "compact"}))
+    # Kept for good: a replay of the input topics must erase the customers again (the
+    # requests hold a customer id and an instant, nothing else).
+    specs.append(TopicSpec(topics.erasures, settings.partitions, settings.replication_factor, {"retention.ms": "-1"}))
+    profiles_configs = {"cleanup.policy": "compact", "max.compaction.lag.ms": str(settings.max_compaction_lag_ms)}
+    specs.append(TopicSpec(topics.customer_profiles, settings.partitions, settings.replication_factor, profiles_configs))
     return specs
 
 

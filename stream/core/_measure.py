@@ -8,7 +8,8 @@ from __future__ import annotations
 from stream.rules import Rules
 
 from .engine import advance, apply, look_ahead
-from .events import CartEvent, EmailOpenEvent, OrderEvent
+from .erasure import erase
+from .events import CartEvent, EmailOpenEvent, ErasureRequest, OrderEvent
 from .state import CustomerState
 from .timers import next_due
 
@@ -61,6 +62,13 @@ def main() -> None:
         look_ahead(st, rules)
         next_due(st, rules)
         print(f"{len(st.to_bytes()):>7,} bytes  {name}  ({len(events)} events)")
+    # What is kept of a customer after an erasure request: the regular's, erased.
+    regular = CASES["regular (24 orders in 2 years, monthly, 3 refunds, 40 opens, 30 carts)"]
+    st = CustomerState(regular[0].customer_id)
+    for ev in regular:
+        apply(st, ev, rules)
+    stub, _ = erase(st, ErasureRequest("erase-0b6f3c1e", st.customer_id, (st.evaluated_at or 0) + DAY), rules)
+    print(f"{len(stub.to_bytes()):>7,} bytes  the regular, erased (what is kept: id, change count, instant)")
 
 
 if __name__ == "__main__":

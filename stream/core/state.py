@@ -69,7 +69,7 @@ stream.core._measure``, ids ~30 characters):
 - regular (24 orders in 2 years, monthly, 3 refunds, 40 opens, 30 carts): 2,420 bytes
 - heavy (200 orders within the window, 100 opens, 100 carts): 11,224 bytes
 - 5 years of monthly orders (60 orders, 36 of them folded): 2,390 bytes
-- an erased customer (what is kept: id, change count, erasure instant): 71 bytes
+- the regular, erased (what is kept: id, change count, erasure instant): 70 bytes
 
 i.e. ~45 bytes per order still in the window, ~21 bytes per remembered event id (at most
 32 beyond the last 7 days), ~130 bytes fixed (31 of them ``w``); nothing grows with the

@@ -51,7 +51,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **RAW)
 
     customers, timers, clocks, history = (
-        state_table(app, name, partitions, few_keys=name == "clocks") for name in WORKER_TABLES
+        state_table(app, name, partitions, few_keys=name == "clocks",
+                    max_compaction_lag_ms=None if name == "clocks" else settings.max_compaction_lag_ms)
+        for name in WORKER_TABLES
     )
 
     merger: EventTimeMerger[tuple[Any, Any, SourceRecord]] = EventTimeMerger()

@@ -101,13 +101,19 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
 FEW_KEYS_CHANGELOG = {"segment.ms": str(10 * 60 * 1000)}
 
 
-def state_table(app: faust.App, name: str, partitions: int, *, few_keys: bool = False) -> Any:
+def state_table(
+    app: faust.App, name: str, partitions: int, *, few_keys: bool = False, max_compaction_lag_ms: int | None = None,
+) -> Any:
     """A faust table of raw bytes on RocksDB (with ROCKSDB_OPTIONS) and a changelog
-    (with FEW_KEYS_CHANGELOG's settings when the table has ``few_keys`` rewritten often)."""
+    (with FEW_KEYS_CHANGELOG's settings when the table has ``few_keys`` rewritten often;
+    ``max_compaction_lag_ms`` for one that holds customer data, see WorkerSettings)."""
+    configs = dict(FEW_KEYS_CHANGELOG) if few_keys else {}
+    if max_compaction_lag_ms is not None:
+        configs["max.compaction.lag.ms"] = str(max_compaction_lag_ms)
     # A fresh dict each time: faust's store pops keys out of the options it is given.
     return app.Table(
         name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS),
-        extra_topic_configs=dict(FEW_KEYS_CHANGELOG) if few_keys else None,
+        extra_topic_configs=configs or None,
     )
 
 

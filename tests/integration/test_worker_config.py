@@ -33,19 +33,30 @@ def test_a_worker_with_other_partitions_than_its_apps_topics_stops_naming_the_fi
     assert "set partitions = 2" in started.stderr
 
 
-def test_the_changelogs_of_few_keys_rewritten_every_batch_roll_their_segments_often(
+def test_the_compacted_topics_the_worker_creates_carry_their_compaction_settings(
     kafka_bootstrap: str, unique_name, tmp_path: Path,
 ) -> None:
     """Compaction cleans closed segments only: the clocks changelog (a few keys per
-    partition, rewritten every tick) must not keep a week of records uncompacted."""
+    partition, rewritten every tick) must not keep a week of records uncompacted, and the
+    topics holding customer data must not keep an erased customer's older values for
+    longer than max_compaction_lag_days."""
     ns = WorkerNamespace(kafka_bootstrap, unique_name("segments"), tmp_path)
     try:
         ns.start_worker()
-        configs = topic_configs(kafka_bootstrap, f"{ns.prefix}-clocks-changelog", f"{ns.prefix}-customers-changelog")
+        holding_customers = [f"{ns.prefix}-{table}-changelog" for table in ("customers", "timers", "recent_changes")]
+        profiles = ns.topics["customer_profiles"]
+        configs = topic_configs(kafka_bootstrap, f"{ns.prefix}-clocks-changelog", *holding_customers, profiles)
         assert configs[f"{ns.prefix}-clocks-changelog"]["segment.ms"] == "600000"
         assert configs[f"{ns.prefix}-clocks-changelog"]["cleanup.policy"] == "compact"
         # The customers' changelog keeps the broker's default.
         assert "segment.ms" not in configs[f"{ns.prefix}-customers-changelog"]
+        # What an erased customer's older values are compacted away within (a week).
+        for topic in [*holding_customers, profiles]:
+            assert configs[topic]["max.compaction.lag.ms"] == str(7 * 86_400_000), topic
+            assert configs[topic]["cleanup.policy"] == "compact", topic
+        assert "max.compaction.lag.ms" not in configs[f"{ns.prefix}-clocks-changelog"]
+        # Erasure requests stay, so that a replay of the inputs erases the customers again.
+        assert topic_configs(kafka_bootstrap, ns.topics["erasures"])[ns.topics["erasures"]] == {"retention.ms": "-1"}
     finally:
         ns.close()
 

@@ -71,6 +71,7 @@ def test_the_commit_interval_reaches_the_faust_app(tmp_path: Path, line: str, ex
         ("commit_interval_seconds = 0", "worker.commit_interval_seconds: Input should be greater than 0"),
         # a group instance id Kafka would refuse
         ('group_instance_id = "worker a"', "worker.group_instance_id: String should match pattern"),
+        ("max_compaction_lag_days = 0", "worker.max_compaction_lag_days: Input should be greater than 0"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_naming_it(tmp_path: Path, line: str, message: str) -> None:
@@ -78,3 +79,10 @@ def test_an_invalid_setting_stops_start_up_naming_it(tmp_path: Path, line: str, 
     config.write_text(f"[worker]\n{line}\n")
     with pytest.raises(ConfigError, match=message):
         load_worker_settings(config)
+
+
+def test_the_compaction_lag_is_given_in_days(tmp_path: Path) -> None:
+    config = tmp_path / "segments.toml"
+    config.write_text("[worker]\nmax_compaction_lag_days = 1.5\n")
+    assert load_worker_settings(config).max_compaction_lag_ms == 129_600_000
+    assert load_worker_settings(None).max_compaction_lag_ms == 7 * 86_400_000
