@@ -35,7 +35,8 @@ def _history(folder: Path, customers: int | None) -> tuple[Path, int]:
     try:
         from stream.demo.generate import generate_behaviour
 
-        events = generate_behaviour(orders)
+        # A few erasure requests too (about one customer in 500), as a shop receives them.
+        events = generate_behaviour(orders, erasure_share=0.002)
     except ImportError:
         events = orders
     path = folder / "history.jsonl"
@@ -91,6 +92,7 @@ class LiveView:
         self.tag_counts: collections.Counter[str] = collections.Counter()
         self.recent: collections.deque[dict] = collections.deque(maxlen=12)
         self.changes = 0
+        self.erased = 0
         self.last_at = ""
 
     def add(self, change: dict) -> None:
@@ -99,8 +101,13 @@ class LiveView:
         if change["kind"] == "segment":
             self.segment_of[change["customer_id"]] = change["to"]
             self.recent.append(change)
-        else:
+        elif change["kind"] == "tag":
             self.tag_counts[change["tag"]] += 1 if change["entered"] else -1
+        else:  # erasure: the customer left segment and tags in the changes before this one
+            self.erased += 1
+            self.recent = collections.deque(
+                (recent for recent in self.recent if recent["customer_id"] != change["customer_id"]), maxlen=self.recent.maxlen,
+            )
 
     def render(self, title: str) -> Group:
         counts = collections.Counter(segment for segment in self.segment_of.values() if segment)
@@ -121,9 +128,9 @@ class LiveView:
         for column in ("at", "customer", "from", "to", "cause"):
             feed.add_column(column)
         for change in reversed(self.recent):
-            cause = change["cause"]["kind"] if change["cause"]["kind"] == "time" else change["cause"]["event_type"]
+            cause = change["cause"].get("event_type", change["cause"]["kind"])
             feed.add_row(change["at"][:10], change["customer_id"], change["from"] or "-", change["to"] or "-", cause)
-        header = Panel(f"{title}   changes: {self.changes}   event time: {self.last_at[:10] or '-'}")
+        header = Panel(f"{title}   changes: {self.changes}   erased: {self.erased}   event time: {self.last_at[:10] or '-'}")
         return Group(header, segments, tags, feed)
 
 
