@@ -21,6 +21,7 @@ from stream.core.timeutil import rfc3339_ms
 from stream.sender.ledger import STATES, Ledger, LedgerError
 
 LIST_COLUMNS = ("action_id", "customer_id", "state", "reason", "template", "attempts", "consumed_at")
+ERASED_LABEL = "(erased)"  # the customer column of a redacted row
 
 
 @click.group("ledger")
@@ -67,7 +68,9 @@ def show(path: Path, state: str, limit: int, as_json: bool) -> None:
             if len(listed) >= limit:
                 break
             listed.append({
-                "action_id": row.action_id, "customer_id": row.customer_id, "state": row.state, "reason": row.reason,
+                # An erased customer's row keeps no customer id (README: "Erasure").
+                "action_id": row.action_id, "customer_id": None if row.erased else row.customer_id, "erased": row.erased,
+                "state": row.state, "reason": row.reason,
                 "template": row.record.get("template"), "attempts": row.attempts,
                 "consumed_at": rfc3339_ms(int(row.consumed_at * 1000)), "smtp_code": row.smtp_code, "smtp_reply": row.smtp_reply,
             })
@@ -87,7 +90,8 @@ def show(path: Path, state: str, limit: int, as_json: bool) -> None:
     for column in LIST_COLUMNS:
         table.add_column(column, overflow="fold")
     for item in listed:
-        table.add_row(*("-" if item[column] is None else str(item[column]) for column in LIST_COLUMNS))
+        cells = {**item, "customer_id": ERASED_LABEL if item["erased"] else item["customer_id"]}
+        table.add_row(*("-" if cells[column] is None else str(cells[column]) for column in LIST_COLUMNS))
     Console(width=200).print(table)
     if shown > len(listed):
         click.echo(f"... and {shown - len(listed):,} more (--limit).")

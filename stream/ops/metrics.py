@@ -59,7 +59,7 @@ PLAYBOOK_SPECS = [
     MetricSpec("segments_actions_emitted", "counter", "Actions scheduled for delivery (holdout excluded), by playbook, action and channel.", ("playbook", "action", "channel")),
     MetricSpec("segments_actions_skipped", "counter", "Actions recorded as skipped, by reason.", ("reason",)),
     MetricSpec("segments_actions_holdout", "counter", "Actions emitted for holdout customers (never sent), by playbook.", ("playbook",)),
-    MetricSpec("segments_playbook_changes", "counter", "Segment-change records read, by outcome (decided, duplicate, malformed).", ("outcome",)),
+    MetricSpec("segments_playbook_changes", "counter", "Segment-change records read, by outcome (decided, duplicate, malformed, erasure, unknown_kind).", ("outcome",)),
     READY_SPEC,
 ]
 

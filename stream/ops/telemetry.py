@@ -91,7 +91,7 @@ class PlaybookTelemetry:
     emitted: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
     holdout_by_playbook: Counter[str] = field(default_factory=Counter)
-    # decided | duplicate | malformed
+    # decided | duplicate | malformed | erasure | unknown_kind
     changes_by_outcome: Counter[str] = field(default_factory=Counter)
 
     def record_actions(self, records: Iterable[dict[str, Any]]) -> None:

@@ -9,12 +9,15 @@ Public API::
            now_ms: int, suppressed: bool) -> tuple[list[dict], PolicyState]
     PolicyState.to_bytes() -> bytes / PolicyState.from_bytes(bytes) -> PolicyState
     action_id(change_id: str, playbook_name: str, action_name: str) -> str   # "act-<32 hex>"
+    erasure_notice(change: dict, playbook: Playbook) -> dict  # what decide() gives for kind "erasure"
+    caused_by_erasure(change: dict) -> bool; is_erasure(change: dict) -> bool
+    UnknownKind (a ValueError: a change kind this version does not know)
     email_templates(playbook: Playbook) -> frozenset[str]
     load_suppression(path: str | Path) -> frozenset[str]
     Playbook, PlaybookError, SuppressionListError, playbook.version     # "p1-<12 hex>"
 
-The action records' JSON Schema is ``schemas/playbook_action.schema.json``; the shell
-adds ``emitted_at``.
+The action records' JSON Schema is ``schemas/playbook_action.schema.json``, the erasure
+notices' ``schemas/playbook_erasure_notice.schema.json``; the shell adds ``emitted_at``.
 
 Email templates of the shipped default playbook (the sender ships one Jinja2 template
 per name; ``email_templates(load_playbook(None))`` is the authoritative list, and a test
@@ -35,7 +38,8 @@ keeps this one equal to it)::
     prospect_gentle_reminder
 """
 
-from .decide import action_id, decide
+from .decide import CHANGE_KINDS, UnknownKind, action_id, decide
+from .erasure import caused_by_erasure, erasure_notice, is_erasure
 from .loader import DEFAULT_PLAYBOOK_PATH, load_playbook, parse_playbook
 from .model import (
     CHANNELS,
@@ -51,6 +55,7 @@ from .policy_state import PolicyState
 from .suppression import SuppressionListError, load_suppression, parse_suppression
 
 __all__ = [
+    "CHANGE_KINDS",
     "CHANNELS",
     "DEFAULT_PLAYBOOK_PATH",
     "RECHECKS",
@@ -61,9 +66,13 @@ __all__ = [
     "PolicyState",
     "SuppressionListError",
     "Trigger",
+    "UnknownKind",
     "action_id",
+    "caused_by_erasure",
     "decide",
     "email_templates",
+    "erasure_notice",
+    "is_erasure",
     "load_playbook",
     "load_suppression",
     "parse_playbook",

@@ -22,6 +22,11 @@ are checked in this order, the first that applies wins:
 1 and 2 are lifted by ``policies.backfill.act: true``. Quiet hours never skip: they move
 ``not_before`` to the end of the window, before caps and cooldowns are checked.
 
+A change caused by an erasure (cause ``erasure``) yields no record at all, whatever
+``backfill.act`` says, and the record of kind ``erasure`` yields one erasure notice and
+an empty state, which the shell deletes rather than stores (``stream/playbooks/erasure.py``
+says why). A kind this engine does not know raises ``UnknownKind``.
+
 Holdout customers (a stable hash of playbook name and customer id below the share) get
 the same records with ``holdout: true``; the sender never sends those, and they do not
 use up caps or cooldowns. Only scheduled, non-holdout actions enter the state.
@@ -29,23 +34,27 @@ use up caps or cooldowns. Only scheduled, non-holdout actions enter the state.
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream.core.timeutil import parse_rfc3339_ms, rfc3339_ms
 
+from .erasure import caused_by_erasure, erasure_notice, is_erasure
+from .ids import action_id
 from .model import Action, Playbook
 from .policies import exceeds_cap, in_cooldown, in_holdout, quiet_release
 from .policy_state import PolicyState
 
+__all__ = ["CHANGE_KINDS", "UnknownKind", "action_id", "decide"]
 
-def action_id(change_id: str, playbook_name: str, action_name: str) -> str:
-    """``act-`` + 32 hex of sha256(``"<change_id>|<playbook>|<action>"``): the same change
-    and action always give the same id, so downstream can use it as an idempotency key."""
-    digest = hashlib.sha256(f"{change_id}|{playbook_name}|{action_name}".encode()).hexdigest()
-    return f"act-{digest[:32]}"
+# The kinds of segment-change records that can trigger actions.
+CHANGE_KINDS = ("segment", "tag")
+
+
+class UnknownKind(ValueError):
+    """A record of a kind this engine does not know (a later worker's): not malformed,
+    just not for this version."""
 
 
 @lru_cache(maxsize=1024)
@@ -94,8 +103,13 @@ def decide(
     segment_change.schema.json``), optionally with ``timezone`` (IANA; an unknown or
     missing zone falls back to ``policies.timezone``). ``policy_state`` is the state
     returned for the customer's previous change, or None for a new customer.
-    Raises ``ValueError`` when ``change`` is not a segment-change record.
+    Raises ``ValueError`` when ``change`` is not a segment-change record, ``UnknownKind``
+    (a ValueError) when its kind is none this engine knows.
     """
+    if is_erasure(change):
+        return [erasure_notice(change, playbook)], PolicyState()
+    if isinstance(change, dict) and isinstance(change.get("kind"), str) and change["kind"] not in CHANGE_KINDS:
+        raise UnknownKind(f"a segment-change record of unknown kind {change['kind'][:40]!r}")
     try:
         customer_id: str = change["customer_id"]
         at_ms = parse_rfc3339_ms(change["at"])
@@ -106,6 +120,9 @@ def decide(
 
     if policy_state is not None and change["change_id"] in policy_state.decided:
         return [], policy_state  # a redelivery: its actions were emitted the first time
+    if caused_by_erasure(change):
+        # Never an action, nor a skipped record naming the customer (erasure.py).
+        return [], (policy_state or PolicyState()).with_decided(trigger["change_id"])
     policies = playbook.policies
     windows = playbook.cap_windows
     prior = (policy_state or PolicyState()).pruned(at_ms, windows, playbook.cooldown_windows)

@@ -5,6 +5,11 @@ once it exists). The sender checks the fields it relies on itself, so that a rec
 cannot act on safely (no id, unparseable instants) is ignored and counted instead of
 crashing the loop or being sent wrongly; when the schema file is present the record
 must also satisfy it.
+
+The same topic carries the engine's erasure notices (``kind: erasure``, schema
+``schemas/playbook_erasure_notice.schema.json``): :func:`decode_record` tells them
+apart; :func:`decode_action` alone reads a notice as an action of status ``erased``,
+ignored, as the sender did before it knew erasures.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ IGNORE_CHANNEL = "channel"
 IGNORE_STATUS = "status"
 IGNORE_HOLDOUT = "holdout"
 IGNORE_REASONS = (IGNORE_MALFORMED, IGNORE_CHANNEL, IGNORE_STATUS, IGNORE_HOLDOUT)
+ERASURE = "erasure"  # the kind of an erasure notice
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,16 @@ class Action:
 
 
 @dataclass(frozen=True)
+class ErasureNotice:
+    """The customer was erased at ``at``: their actions triggered until then are not to be
+    sent, and what the ledger keeps about them goes."""
+
+    action_id: str  # the notice's own id (a re-emission carries the same one)
+    customer_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Ignored:
     reason: str  # one of IGNORE_REASONS
     detail: str
@@ -73,17 +89,61 @@ def parse_instant(value: Any) -> datetime:
 
 
 @functools.cache
-def _schema_validator() -> Any:
-    """The playbook action schema's validator, or None while the schema does not exist."""
+def _schema_validator(name: str = "playbook_action") -> Any:
+    """The validator of schema ``name``, or None while the schema does not exist."""
     from stream.events.schemas import schema_names, validator
 
     try:
-        return validator("playbook_action") if "playbook_action" in schema_names() else None
+        return validator(name) if name in schema_names() else None
     except Exception as error:  # a broken schema file must not stop sending; say so, once
         import logging
 
-        logging.getLogger("stream.sender").error("playbook_action schema unusable, checking fields only: %s", error)
+        logging.getLogger("stream.sender").error("%s schema unusable, checking fields only: %s", name, error)
         return None
+
+
+def _schema_problem(name: str, record: dict[str, Any]) -> str | None:
+    schema = _schema_validator(name)
+    problem = None if schema is None else next(iter(schema.iter_errors(record)), None)
+    if problem is None:
+        return None
+    where = "/".join(str(part) for part in problem.absolute_path) or "(record)"
+    return f"{where}: {problem.message[:200]}"
+
+
+def _json_object(raw: bytes | None) -> dict[str, Any] | Ignored:
+    try:
+        record = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError as error:
+        return Ignored(IGNORE_MALFORMED, f"not JSON: {error}")
+    if not isinstance(record, dict):
+        return Ignored(IGNORE_MALFORMED, "not a JSON object")
+    return record
+
+
+def decode_record(raw: bytes | None) -> Action | ErasureNotice | Ignored:
+    """What a ``playbook-actions`` record is to the sender: an action, an erasure notice,
+    or why it is ignored. Never raises."""
+    record = _json_object(raw)
+    if isinstance(record, Ignored):
+        return record
+    if record.get("kind") == ERASURE:
+        return _erasure_notice(record)
+    return _action(record, schema_check=True)
+
+
+def _erasure_notice(record: dict[str, Any]) -> ErasureNotice | Ignored:
+    notice_id = record.get("action_id")
+    notice_id = notice_id if isinstance(notice_id, str) and ACTION_ID.fullmatch(notice_id) else None
+    problem = _schema_problem("playbook_erasure_notice", record)
+    if problem is not None:
+        return Ignored(IGNORE_MALFORMED, f"erasure notice: {problem}", notice_id)
+    try:
+        if notice_id is None:
+            raise ValueError("action_id: not 'act-' and 32 hex digits")
+        return ErasureNotice(notice_id, _text(record, "customer_id"), _instant(record, "at"))  # type: ignore[arg-type]
+    except ValueError as error:
+        return Ignored(IGNORE_MALFORMED, f"erasure notice: {error}", notice_id)
 
 
 def decode_action(raw: bytes | None, *, schema_check: bool = True) -> Action | Ignored:
@@ -91,12 +151,13 @@ def decode_action(raw: bytes | None, *, schema_check: bool = True) -> Action | I
 
     ``schema_check=False`` skips the JSON Schema (a millisecond per record) for records
     that passed it already: the ledger's, read back at send time."""
-    try:
-        record = orjson.loads(raw) if raw is not None else None
-    except orjson.JSONDecodeError as error:
-        return Ignored(IGNORE_MALFORMED, f"not JSON: {error}")
-    if not isinstance(record, dict):
-        return Ignored(IGNORE_MALFORMED, "not a JSON object")
+    record = _json_object(raw)
+    if isinstance(record, Ignored):
+        return record
+    return _action(record, schema_check=schema_check)
+
+
+def _action(record: dict[str, Any], *, schema_check: bool) -> Action | Ignored:
     action_id = record.get("action_id")
     if not isinstance(action_id, str) or not ACTION_ID.fullmatch(action_id):
         return Ignored(IGNORE_MALFORMED, "action_id: not 'act-' and 32 hex digits")
@@ -109,12 +170,9 @@ def decode_action(raw: bytes | None, *, schema_check: bool = True) -> Action | I
         return Ignored(IGNORE_STATUS, f"status {status}", action_id)
     if holdout is True:
         return Ignored(IGNORE_HOLDOUT, "holdout", action_id)
-    schema = _schema_validator() if schema_check else None
-    if schema is not None:
-        problem = next(iter(schema.iter_errors(record)), None)
-        if problem is not None:
-            where = "/".join(str(part) for part in problem.absolute_path) or "(record)"
-            return Ignored(IGNORE_MALFORMED, f"{where}: {problem.message[:200]}", action_id)
+    problem = _schema_problem("playbook_action", record) if schema_check else None
+    if problem is not None:
+        return Ignored(IGNORE_MALFORMED, problem, action_id)
     try:
         action = _fields(record, action_id)
     except (KeyError, TypeError, ValueError) as error:

@@ -24,6 +24,12 @@ happen even if the code asked for it.
 The same database keeps the latest ``customer-profiles`` record of every customer and
 the offsets read so far, written in one transaction, so the re-check state and its
 position in the topic can never disagree after a crash.
+
+An erased customer (:meth:`Ledger.erase`): every action of theirs not sent yet becomes
+``skipped`` (reason ``erased``) and every row of theirs is redacted, keeping what "no
+email twice" needs: the ``action_id`` (a redelivered action is still a no-op), the
+state, and ``expires_at`` (so ``prune`` can still judge the row). Their profile goes with
+the tombstone the worker writes on ``customer-profiles`` (:meth:`Ledger.store_profiles`).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
-from stream.sender.action import Action
+from stream.sender.action import Action, parse_instant
 from stream.sender.eligibility import Profile, decode_profile
 
 PENDING, SENDING, SENT, UNKNOWN, SKIPPED, EXPIRED, FAILED = "pending", "sending", "sent", "unknown", "skipped", "expired", "failed"
@@ -62,6 +68,36 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
 RESOLUTIONS: dict[str, str] = {"sent": SENT, "failed": FAILED, "resend": PENDING}
 # Terminal states ``segments ledger prune`` may delete; ``unknown`` rows wait for a resolution.
 PRUNABLE = frozenset({SENT, SKIPPED, EXPIRED, FAILED})
+
+
+# An erased customer's rows keep no customer id ("" is none: customer ids are never empty).
+ERASED_CUSTOMER = ""
+SKIP_ERASED = "erased"
+# What a redacted row's record keeps: its id, and when it expires (for ``prune``).
+REDACTED_FIELDS = ("action_id", "expires_at")
+
+
+def belongs_to_erased_history(record: dict[str, Any], erased_at: float) -> bool:
+    """Was the stored action triggered at or before the erasure (``erased_at``, seconds)?
+    Later ones are the customer's new history, which the erasure leaves alone; so a
+    notice read twice (a crash before the offset commit, a re-emission) never cancels
+    them. An unreadable trigger instant counts as erased: when in doubt, do not send."""
+    try:
+        return parse_instant(record["trigger"]["at"]).timestamp() <= erased_at
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+def redacted(state: str, reason: str | None, record: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """An erased customer's row: state, reason and record as they are to be kept. Not
+    sent yet: ``skipped``, reason ``erased``; already settled: its state and reason (the
+    sender's own codes), but not an operator's free-text note."""
+    kept = {key: record[key] for key in REDACTED_FIELDS if key in record}
+    if state == PENDING:
+        return SKIPPED, SKIP_ERASED, kept
+    if reason is not None and reason.startswith("resolved:"):
+        reason = "resolved"
+    return state, reason, kept
 
 
 def prunable(state: str, expires_at: float, cutoff: float) -> bool:
@@ -91,6 +127,11 @@ class Row:
     smtp_code: int | None = None
     smtp_reply: str | None = None
 
+    @property
+    def erased(self) -> bool:
+        """The customer was erased: the row keeps only its id, state and expiry."""
+        return self.customer_id == ERASED_CUSTOMER
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -108,6 +149,7 @@ CREATE TABLE IF NOT EXISTS actions (
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_open ON actions (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS actions_customer ON actions (customer_id);
 CREATE TABLE IF NOT EXISTS profiles (
     customer_id TEXT PRIMARY KEY,
     as_of REAL NOT NULL,
@@ -137,6 +179,9 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        # Deleted and overwritten content is zeroed, not left in free pages: an erased
+        # customer's data must not stay readable in the file (see ``_drop_old_pages``).
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -181,6 +226,38 @@ class Ledger:
             if cursor.rowcount != 1:
                 raise LedgerError(f"{action_id}: not in state {current}")
 
+    def erase(self, customer_id: str, *, erased_at: float, now: float | None = None) -> list[str]:
+        """Forget customer ``customer_id``, erased at ``erased_at`` (seconds), durably, on
+        return: their actions triggered until then are redacted (:func:`redacted`), those
+        not sent yet cancelled. Returns the ids of the cancelled ones."""
+        now = time.time() if now is None else now
+        cancelled: list[str] = []
+        with self._transaction() as db:
+            rows = db.execute("SELECT action_id, state, reason, record FROM actions WHERE customer_id = ?", (customer_id,)).fetchall()
+            for action_id, state, reason, record in rows:
+                stored = orjson.loads(record)
+                if not belongs_to_erased_history(stored, erased_at):
+                    continue
+                target, kept_reason, kept = redacted(state, reason, stored)
+                if target != state and not allowed(state, target):
+                    raise LedgerError(f"{action_id}: {state} -> {target} is not a ledger transition")
+                db.execute(
+                    "UPDATE actions SET customer_id = ?, state = ?, reason = ?, smtp_reply = NULL, record = ?, updated_at = ?"
+                    " WHERE action_id = ? AND state = ?",
+                    (ERASED_CUSTOMER, target, kept_reason, orjson.dumps(kept), now, action_id, state),
+                )
+                if target != state:
+                    cancelled.append(action_id)
+        self._drop_old_pages()
+        return cancelled
+
+    def _drop_old_pages(self) -> None:
+        """Copy the WAL into the database and empty it: until then the WAL holds the pages
+        as they were before an erasure, customer data included. Best effort: a reader in
+        the middle of a read (``segments ledger show``) keeps it for this once; the next
+        erasure's, or SQLite's own checkpoints, overwrite it."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def recover_in_flight(self, *, now: float | None = None) -> list[str]:
         """At start-up: every ``sending`` row becomes ``unknown`` (see the module docstring)."""
         now = time.time() if now is None else now
@@ -214,10 +291,16 @@ class Ledger:
         target = RESOLUTIONS[resolution]
         now = time.time() if now is None else now
         with self._transaction() as db:
+            if target == PENDING and db.execute(
+                "SELECT 1 FROM actions WHERE action_id = ? AND customer_id = ?", (action_id, ERASED_CUSTOMER)
+            ).fetchone():
+                raise LedgerError(f"{action_id}: its customer was erased; it is not sent again")
             cursor = db.execute(
-                "UPDATE actions SET state = ?, reason = ?, next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,"
+                # An erased customer's row takes no free text (the note could name them).
+                "UPDATE actions SET state = ?, reason = CASE WHEN customer_id = ? THEN 'resolved' ELSE ? END,"
+                " next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,"
                 " updated_at = ? WHERE action_id = ? AND state = ?",
-                (target, f"resolved: {note}", target == PENDING, now, now, action_id, UNKNOWN),
+                (target, ERASED_CUSTOMER, f"resolved: {note}", target == PENDING, now, now, action_id, UNKNOWN),
             )
             if cursor.rowcount != 1:
                 current = db.execute("SELECT state FROM actions WHERE action_id = ?", (action_id,)).fetchone()
@@ -264,10 +347,11 @@ class Ledger:
     def store_profiles(self, topic: str, updates: Iterable[tuple[str, Profile | None]], offsets: dict[int, int]) -> None:
         """Keep the newest profile per customer (``None``: a tombstone deletes it) and the
         next offset to read per partition, in one transaction."""
+        deleted = 0
         with self._transaction() as db:
             for customer_id, profile in updates:
                 if profile is None:
-                    db.execute("DELETE FROM profiles WHERE customer_id = ?", (customer_id,))
+                    deleted += db.execute("DELETE FROM profiles WHERE customer_id = ?", (customer_id,)).rowcount
                     continue
                 # Newest wins: a compacted topic re-read from the start, or two producers,
                 # must not put an older profile over a newer one.
@@ -283,6 +367,8 @@ class Ledger:
                     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
                     (topic, partition, next_offset),
                 )
+        if deleted:  # a customer erased (the worker's tombstone): nothing of the profile stays
+            self._drop_old_pages()
 
     def profile(self, customer_id: str) -> Profile | None:
         values = self._db.execute("SELECT record FROM profiles WHERE customer_id = ?", (customer_id,)).fetchone()

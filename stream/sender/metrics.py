@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from stream.sender.action import IGNORE_REASONS
 from stream.sender.eligibility import SKIP_REASONS
+from stream.sender.ledger import SKIP_ERASED
 
 
 class SenderMetrics:
@@ -24,7 +25,7 @@ class SenderMetrics:
         self.registry = CollectorRegistry()
         self.sent = Counter("segments_actions_sent", "Emails accepted by the SMTP server (or printed in demo mode), by channel.",
                             ["channel"], registry=self.registry)
-        self.skipped = Counter("segments_actions_skipped", "Actions the sender did not send, by reason (expired, no_contact, re-checks).",
+        self.skipped = Counter("segments_actions_skipped", "Actions the sender did not send, by reason (expired, no_contact, re-checks, erased).",
                                ["reason"], registry=self.registry)
         self.failed = Counter("segments_actions_failed", "Failed delivery attempts: transient (retried) or permanent (dead-lettered).",
                               ["kind"], registry=self.registry)
@@ -32,10 +33,12 @@ class SenderMetrics:
                                registry=self.registry)
         self.ignored = Counter("segments_sender_ignored", "Action records not for the sender (other channel, skipped status, holdout) or malformed.",
                                ["reason"], registry=self.registry)
+        self.erasures = Counter("segments_sender_erasures", "Erasure notices applied: the customer's unsent actions cancelled, their ledger rows redacted.",
+                                registry=self.registry)
         self.pending = Gauge("segments_sender_pending", "Actions in the ledger waiting to be sent (held, due or retrying).",
                              registry=self.registry)
         self.sent.labels("email")
-        for reason in SKIP_REASONS:
+        for reason in (*SKIP_REASONS, SKIP_ERASED):
             self.skipped.labels(reason)
         for kind in ("transient", "permanent"):
             self.failed.labels(kind)

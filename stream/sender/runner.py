@@ -3,7 +3,9 @@
 One thread does everything in order, which is what makes the ledger argument simple:
 
 1. poll ``playbook-actions`` (group consumer, ``read_committed``); write every email
-   action as ``pending`` in one SQLite transaction; only then commit the offsets;
+   action as ``pending`` in one SQLite transaction, then apply the erasure notices
+   (cancel and redact the customer's actions, ``Ledger.erase``); only then commit the
+   offsets;
 2. poll ``customer-profiles`` (all partitions, no group: every sender instance needs
    every customer's profile); store the newest profile per customer with the offsets;
 3. send the due actions: timing, re-check, contact, render, SMTP, each outcome written
@@ -38,10 +40,10 @@ from kafka.structs import OffsetAndMetadata
 
 from stream.clients import KafkaSettings
 from stream.clients.group_consumer import partitions_of, subscribe_when_known
-from stream.sender.action import IGNORE_MALFORMED, Action, Ignored, decode_action
+from stream.sender.action import IGNORE_MALFORMED, Action, ErasureNotice, Ignored, decode_action, decode_record
 from stream.sender.contacts import Contacts
 from stream.sender.eligibility import SKIP_EXPIRED, SKIP_NO_CONTACT, Due, Expired, Hold, decode_profile, recheck, timing
-from stream.sender.ledger import EXPIRED, FAILED, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Ledger, Row
+from stream.sender.ledger import EXPIRED, FAILED, PENDING, SENDING, SENT, SKIP_ERASED, SKIPPED, UNKNOWN, Ledger, Row
 from stream.sender.metrics import SenderMetrics
 from stream.sender.redact import redact
 from stream.sender.render import RenderError, Renderer, build_message, render_context
@@ -171,10 +173,14 @@ class Sender:
         if not batch:
             return
         actions: list[tuple[Action, str]] = []
+        erasures: list[ErasureNotice] = []
         dead_letters = []
         for tp, records in batch.items():
             for record in records:
-                decoded = decode_action(record.value)
+                decoded = decode_record(record.value)
+                if isinstance(decoded, ErasureNotice):
+                    erasures.append(decoded)
+                    continue
                 if isinstance(decoded, Ignored):
                     self.metrics.ignored.labels(decoded.reason).inc()
                     if decoded.reason == IGNORE_MALFORMED:
@@ -189,6 +195,10 @@ class Sender:
         new = self.ledger.record_consumed(actions, now=self.clock())
         if len(new) < len(actions):
             log.info("%d redelivered action(s) already in the ledger", len(actions) - len(new))
+        # After the batch's actions: an action of the erased customer read in the same
+        # batch, even after the notice (a re-emission), is cancelled too.
+        for notice in erasures:
+            self._erase(notice)
         offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
         try:
             self._actions.commit(offsets)  # type: ignore[union-attr]
@@ -196,6 +206,14 @@ class Sender:
             # A rebalance took the partitions: the next owner re-reads these records; this
             # instance already has them in its ledger and sends them.
             log.warning("could not commit action offsets (%s); the records will be read again", error)
+
+    def _erase(self, notice: ErasureNotice) -> None:
+        cancelled = self.ledger.erase(notice.customer_id, erased_at=notice.at.timestamp(), now=self.clock())
+        self.metrics.erasures.inc()
+        self.metrics.skipped.labels(SKIP_ERASED).inc(len(cancelled))
+        # By the notice's id, never the customer's: the log must not keep who was erased.
+        log.info("erasure notice %s: %d unsent action(s) cancelled %s, the customer's ledger rows redacted",
+                 notice.action_id, len(cancelled), cancelled)
 
     def _dead_letter_malformed(self, record: Any, ignored: Ignored) -> Any:
         try:
@@ -359,7 +377,7 @@ class Sender:
     def _skip(self, row: Row, reason: str, state: str = SKIPPED) -> None:
         self.ledger.transition(row.action_id, PENDING, state, reason=reason)
         self.metrics.skipped.labels(reason).inc()
-        log.info("action %s for customer %s not sent: %s", row.action_id, row.customer_id, reason)
+        log.info("action %s not sent: %s", row.action_id, reason)  # the action id, not the customer (PII)
 
     def _fail(self, row: Row, current: str, *, reason: str, detail: str, failure: Any = None) -> None:
         """Permanent failure: the dead letter first (acknowledged), then the ledger. A crash

@@ -10,6 +10,11 @@ Same delivery discipline as the worker: a batch's action records are acknowledge
 the broker before its policy states are written, and those before its offsets commit,
 so a crash repeats a decision (the state remembers decided change ids, so a repeat
 emits nothing) instead of losing one; under exactly-once all of it is one transaction.
+
+An erased customer (a record of kind ``erasure``): the core's erasure notice goes out
+with the batch's actions, and the customer's policy state is deleted, a tombstone on
+the table's changelog, so neither a restart nor a recovery brings it back. The log names
+offsets, never the customer.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from stream.ops.metrics import render_playbook_metrics
 from stream.ops.snapshot import PlaybooksSnapshot
 from stream.ops.telemetry import PlaybookTelemetry
 from stream.ops.web import register_probes_and_metrics
-from stream.playbooks import Playbook, PolicyState, decide
+from stream.playbooks import Playbook, PolicyState, UnknownKind, caused_by_erasure, decide, is_erasure
 from stream.worker.offsets import (
     TAILS_SECONDS, BatchGate, HoleReader, SourceProgress, StalledTails, commit_from_progress, settle_tails,
     take_unhandled,
@@ -102,6 +107,7 @@ def build_playbooks_app(
         partition = tp.partition
         now = now_ms()
         states: dict[bytes, PolicyState | None] = {}
+        erased: set[bytes] = set()  # customers whose stored state goes (unless a later change set one)
         actions = OutputBatch(app, changes_topic_name, partition)
         records = await take_unhandled(app, holes, changes_progress, tp, batch)
         if not records:
@@ -121,24 +127,39 @@ def build_playbooks_app(
                 states[key] = PolicyState.from_bytes(raw) if raw is not None else None
             try:
                 decided, state = decide(change, playbook, states[key], now_ms=now, suppressed=is_suppressed(change["customer_id"]))
+            except UnknownKind as error:
+                # A later worker's kind: not this version's to act on, and no reason to stop.
+                telemetry.changes_by_outcome["unknown_kind"] += 1
+                log.warning("%s[%d]@%d: %s: ignored", changes_topic_name, partition, offset, error)
+                continue
             except ValueError as error:
                 telemetry.changes_by_outcome["malformed"] += 1
                 log.warning("%s[%d]@%d: %s", changes_topic_name, partition, offset, error)
                 continue
             duplicate = state is states[key] and not decided
-            telemetry.changes_by_outcome["duplicate" if duplicate else "decided"] += 1
-            states[key] = state
+            if is_erasure(change):
+                telemetry.changes_by_outcome["erasure"] += 1
+                log.info("%s[%d]@%d: a customer erased: policy state deleted, erasure notice published",
+                         changes_topic_name, partition, offset)
+                erased.add(key)
+                states[key] = None  # the customer's next change starts from nothing
+            else:
+                outcome = "duplicate" if duplicate else "erasure" if caused_by_erasure(change) else "decided"
+                telemetry.changes_by_outcome[outcome] += 1
+                states[key] = state
+                telemetry.record_actions(decided)
             emitted_at = rfc3339_ms(now_ms())
             for action in decided:
                 action["emitted_at"] = emitted_at
                 actions.add(actions_topic, key, orjson.dumps(action))
-            telemetry.record_actions(decided)
         # Actions first, state second: a crash in between repeats a decision, never loses one.
         await (await actions.send())
         writes = LocalWrites(partition)
         for key, state in states.items():
             if state is not None:
                 writes.put(policies, key, state.to_bytes())
+            elif key in erased:
+                writes.put(policies, key, None)  # a tombstone on the changelog too
         writes.put(progress, offset_key(partition), str(offsets[-1]).encode())
         changelog = OutputBatch(app, changes_topic_name, partition)
         changelog.add_changelog(writes.apply())

@@ -70,3 +70,17 @@ def test_prune_deletes_only_what_expired_long_ago(tmp_path: Path) -> None:
 def test_a_missing_ledger_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> None:
     code, output = _run("ledger", "--data-dir", str(tmp_path / "nowhere"), "show")
     assert code == 1 and "no ledger at" in output and not (tmp_path / "nowhere").exists()
+
+
+def test_show_marks_an_erased_customers_rows_and_never_names_them(tmp_path: Path) -> None:
+    data_dir, actions = _ledger_with(tmp_path)
+    ledger = Ledger(data_dir / "ledger.sqlite3")
+    ledger.erase("waiting", erased_at=datetime.now(UTC).timestamp())
+    ledger.close()
+    code, output = _run("ledger", "--data-dir", str(data_dir), "show", "--state", "all", "--json")
+    rows = {row["action_id"]: row for row in map(orjson.loads, output.splitlines())}
+    waiting = rows[actions["waiting"].action_id]
+    assert code == 0 and (waiting["customer_id"], waiting["erased"], waiting["state"], waiting["reason"]) == (None, True, "skipped", "erased")
+    assert rows[actions["lost"].action_id]["erased"] is False
+    code, output = _run("ledger", "--data-dir", str(data_dir), "show", "--state", "skipped")
+    assert code == 0 and "(erased)" in output and "waiting" not in output
