@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -37,6 +38,11 @@ KAFKA_VERSION = "3.9.2"
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 HOME_ENV = "SEGMENTS_HOME"
+# Kafka holds a file open per log segment of every partition, and Kafka's documentation
+# asks for 100,000 or more descriptors: a development broker that had hosted a day of
+# test runs' topics (19,371 partition folders) hit this machine's limit of 20,000 and
+# stopped accepting connections.
+BROKER_OPEN_FILES = 100_000
 # Several brokers (yours, the test suite's) can share one jar cache.
 LIB_ENV = "SEGMENTS_KAFKA_LIB"
 MIN_JAVA = 17
@@ -48,6 +54,20 @@ Say = Callable[[str], None]
 
 class BrokerError(Exception):
     """Something stops the local broker; the message says what to do about it."""
+
+
+def raise_open_files_limit(wanted: int = BROKER_OPEN_FILES) -> None:
+    """Raise this process's open-files limit to ``wanted`` (for the broker, in the child
+    before exec): the hard limit too where allowed (root), else the soft one as far as
+    the hard limit goes. Never lowers either."""
+    infinite = resource.RLIM_INFINITY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == infinite or soft >= wanted:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard if hard == infinite or hard >= wanted else wanted))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @dataclass(frozen=True)
@@ -352,6 +372,7 @@ class LocalBroker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the CLI exiting and its terminal's Ctrl-C
                 cwd=self.home,
+                preexec_fn=raise_open_files_limit,
             )
         finally:
             stdout_log.close()

@@ -33,7 +33,22 @@ class Topics(BaseModel):
         return [self.orders, self.carts, self.email_opens, self.erasures]
 
 
-class WorkerSettings(BaseModel):
+class CompactionLag(BaseModel):
+    """After an erasure, the customer's older values stay in the compacted topics that
+    hold customer data (the worker's customers, timers and history changelogs,
+    customer-profiles, the playbooks app's policies changelog) until compaction removes
+    them, and Kafka compacts only closed segments of a log "dirty" enough: maybe never for
+    a large, quiet changelog. Kafka's max.compaction.lag.ms bounds that (it also rolls the
+    open segment); the apps set it on those topics when they create them."""
+
+    max_compaction_lag_days: float = Field(7.0, gt=0, le=365)
+
+    @property
+    def max_compaction_lag_ms(self) -> int:
+        return round(self.max_compaction_lag_days * 86_400_000)
+
+
+class WorkerSettings(CompactionLag):
     model_config = ConfigDict(extra="forbid")
 
     app_id: str = "segments"
@@ -94,17 +109,6 @@ class WorkerSettings(BaseModel):
     # session timeout). The trade-off: a static member that stops for good keeps its
     # partitions unassigned until its session expires. None: dynamic membership.
     group_instance_id: GroupInstanceId | None = None
-    # After an erasure, the customer's older values stay in the compacted topics that
-    # hold customer data (the customers, timers and history changelogs, customer-profiles)
-    # until compaction removes them, and Kafka compacts only closed segments of a log
-    # "dirty" enough: maybe never for a large, quiet changelog. Kafka's
-    # max.compaction.lag.ms bounds that (it also rolls the open segment); set on those
-    # topics when the worker creates them.
-    max_compaction_lag_days: float = Field(7.0, gt=0, le=365)
-
-    @property
-    def max_compaction_lag_ms(self) -> int:
-        return round(self.max_compaction_lag_days * 86_400_000)
 
 
 def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:
@@ -132,7 +136,7 @@ class PlaybooksTopics(BaseModel):
     suppression: str | None = None
 
 
-class PlaybooksSettings(BaseModel):
+class PlaybooksSettings(CompactionLag):
     """The ``[playbooks]`` table: the app that turns segment changes into actions."""
 
     model_config = ConfigDict(extra="forbid")

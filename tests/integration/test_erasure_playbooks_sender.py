@@ -24,6 +24,7 @@ from kafka import KafkaProducer
 from stream.core.timeutil import rfc3339_ms
 from tests.integration.sender_harness import SenderNamespace
 from tests.integration.test_playbooks_app import PlaybooksProcess
+from tests.integration.test_worker_config import topic_configs
 from tests.integration.worker_harness import WorkerNamespace
 from tests.unit.sender.helpers import profile_record
 
@@ -206,6 +207,9 @@ def test_an_erased_customers_delayed_reminder_is_never_sent_and_the_customer_is_
         # Neither process names the erased customer in its log.
         assert ERASED not in playbooks.log.read_text(errors="replace")
         assert ERASED not in sender.log.read_text(errors="replace")
+        # The erased policy state's older values leave the changelog within a week.
+        policies = f"{ns.prefix}-playbooks-policies-changelog"
+        assert topic_configs(ns.bootstrap, policies)[policies]["max.compaction.lag.ms"] == str(7 * 86_400_000)
     finally:
         sender.close()
         playbooks.close()

@@ -125,3 +125,27 @@ def test_brokers_sharing_a_jar_cache_copy_the_jars_once(monkeypatch: pytest.Monk
     for thread in threads:
         thread.join(timeout=10)
     assert len(copies) == 1 and all(broker.jars_ready() for broker in brokers)
+
+
+def test_the_broker_process_gets_enough_open_files() -> None:
+    """What start() runs in the broker's process before exec: the limit raised (as far as
+    this machine allows), never lowered."""
+    probe = (
+        "import resource, sys; from stream.broker.local import raise_open_files_limit; "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+        "before = resource.getrlimit(resource.RLIMIT_NOFILE); raise_open_files_limit(int(sys.argv[1])); "
+        "print(before[1], *resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+
+    def limits_after(wanted: int) -> tuple[int, int, int]:
+        out = subprocess.run([sys.executable, "-c", probe, str(wanted)], capture_output=True, text=True, check=True)
+        hard_before, soft, hard = map(int, out.stdout.split())
+        return hard_before, soft, hard
+
+    hard_before, soft, hard = limits_after(4096)
+    assert soft == 4096 and hard == hard_before  # within the hard limit: the soft one only
+    if hard_before != -1:  # RLIM_INFINITY: nothing above it to ask for
+        hard_before, soft, hard = limits_after(hard_before * 2)
+        # Root may raise the hard limit too; anyone else gets the hard limit.
+        assert (soft, hard) in {(hard_before * 2, hard_before * 2), (hard_before, hard_before)}
+    assert limits_after(10)[1] == 1024  # never lowered
