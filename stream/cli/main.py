@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "batch": "stream.cli.batch:batch",
     "calibrate": "stream.cli.rules:calibrate_command",
     "demo": "stream.cli.demo:demo",
+    "erase": "stream.cli.erase:erase",
     "kafka": "stream.cli.broker:kafka_group",
     "lag": "stream.cli.lag:lag",
     "ledger": "stream.cli.ledger:ledger_group",

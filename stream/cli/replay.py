@@ -74,7 +74,7 @@ def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait:
 
     # The worker must have taken in everything before the final tick, or the tick
     # would overtake events and make them late.
-    _wait_for(kafka, settings.app_id, topics.inputs(), timeout, "the worker's intake")
+    wait_for_worker(kafka, settings.app_id, topics.inputs(), timeout, "the worker's intake")
     if until is not None:
         for partition in partitions_of(kafka, topics.events):
             producer.send(topics.events, key=TICK_KEY, value=encode_tick(until), partition=partition)
@@ -82,10 +82,10 @@ def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait:
         click.echo(f"Advanced every partition's clock to {rfc3339_ms(until)}.", err=True)
     producer.close()
     if wait:
-        _wait_for(kafka, settings.app_id, [topics.events], timeout, "the worker")
+        wait_for_worker(kafka, settings.app_id, [topics.events], timeout, "the worker")
         if _wait_for_sweeps(kafka, settings.app_id, timeout):
             # The sweep's last batches, committed.
-            _wait_for(kafka, settings.app_id, [topics.events], timeout, "the worker")
+            wait_for_worker(kafka, settings.app_id, [topics.events], timeout, "the worker")
         click.echo("The worker has processed everything.", err=True)
 
 
@@ -114,7 +114,9 @@ def _wait_for_sweeps(kafka, app_id: str, timeout: float) -> bool:
             time.sleep(0.5)
 
 
-def _wait_for(kafka, group: str, topics: list[str], timeout: float, who: str) -> None:
+def wait_for_worker(kafka, group: str, topics: list[str], timeout: float, who: str) -> None:
+    """Until ``group`` has consumed ``topics`` to their current ends (ClickException after
+    ``timeout`` seconds, naming ``who``)."""
     targets = end_offsets(kafka, topics)
     if not wait_until_consumed(kafka, group, targets, timeout=timeout):
         raise click.ClickException(f"{who} did not catch up within {timeout:.0f}s: is `segments worker` running?")
