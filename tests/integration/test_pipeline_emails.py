@@ -42,15 +42,25 @@ def test_a_scripted_history_becomes_exactly_the_expected_emails(kafka_bootstrap:
         playbooks.actions(len(decided))  # the playbooks app has decided everything
 
         profiles = {customer: decode_profile(raw) for customer, raw in ns.latest_profiles().items()}
+        # Erased an hour ago: every action of theirs was decided before that, so none is sent.
+        erased = {record["customer_id"] for record in decided if record.get("kind") == "erasure"}
+        assert len(erased) == 2 and all(profiles[customer] is None for customer in erased)
         send_time = datetime.now(timezone.utc)
         expected = set()
+        withheld = set()  # what would be sent, had they not been erased
         for record in decided:
             action = decode_action(orjson.dumps({**record, "emitted_at": "2026-01-01T00:00:00Z"}))
             if not isinstance(action, Action) or action.channel != "email" or action.status != "scheduled" or action.holdout:
                 continue
+            if action.customer_id in erased:
+                assert record["trigger"]["cause"]["kind"] != "erasure"  # the erasure's own changes trigger nothing
+                if isinstance(timing(action, send_time), Due):
+                    withheld.add(record["action_id"])
+                continue
             if isinstance(timing(action, send_time), Due) and recheck(action, profiles.get(action.customer_id)) is None:
                 expected.add(record["action_id"])
         assert len(expected) >= 10, "the history must produce a meaningful number of emails"
+        assert withheld, "the erased customers must have had emails due"
 
         with ns.config.open("a") as config:
             config.write(

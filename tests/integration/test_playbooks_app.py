@@ -106,7 +106,9 @@ def expected_actions(changes_by_customer: dict[str, list[dict]], now_ms: int, su
 
 
 def comparable(records: list[dict]) -> dict[str, tuple]:
-    return {r["action_id"]: (r["action"], r["status"], r["skip_reason"], r["holdout"], r["not_before"], r["timezone"]) for r in records}
+    """Action records, and erasure notices (no action, skip reason, holdout, timing)."""
+    fields = ("action", "status", "skip_reason", "holdout", "not_before", "timezone")
+    return {r["action_id"]: tuple(r.get(field) for field in fields) for r in records}
 
 
 @pytest.fixture
@@ -116,10 +118,14 @@ def namespace(kafka_bootstrap: str, unique_name, tmp_path: Path):
     ns.close()
 
 
+# Buyers erased an hour before now: both left a cart open (reminders, one delayed).
+ERASED = (15, 20)
+
+
 def _replay_recent(ns: WorkerNamespace, tmp_path: Path) -> tuple[Path, str, int]:
     now = time.time_ns() // 1_000_000
     history = tmp_path / "history.jsonl"
-    history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in live_events(now)))
+    history.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in live_events(now, erased=ERASED)))
     until = rfc3339_ms(now)
     ns.cli("replay", str(history), "--until", until, "--wait", "--timeout", "240")
     return history, until, now
@@ -145,6 +151,9 @@ def test_actions_are_what_the_core_decides_over_the_change_list(namespace: Worke
         records = playbooks.actions(len(expected))
         assert comparable(records) == comparable(expected)
         assert len(records) == len(expected), "no action record twice"
+        notices = [r for r in records if r.get("kind") == "erasure"]
+        assert sorted(r["customer_id"] for r in notices) == [f"pb-{n:03d}" for n in ERASED]
+        records = [r for r in records if r.get("kind") != "erasure"]
         suppressed_customers = {r["customer_id"] for r in records if r["skip_reason"] == "suppressed"}
         assert suppressed_customers == {"pb-004", "pb-007", "pb-010"}
         reasons = {r["skip_reason"] for r in records}
