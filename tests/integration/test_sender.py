@@ -3,6 +3,8 @@ loopback, SIGKILL for crashes. Action records are produced directly with kafka-p
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -143,6 +145,57 @@ def test_sigkill_mid_batch_and_restart_sends_no_action_twice(make_namespace) -> 
         ns.start()
         ns.wait_for(lambda: set(ns.received_ids()) == ids, 60, "the resent email")
         assert ns.stop() == 0
+    assert Counter(ns.received_ids()) == Counter({action_id: 1 for action_id in ids})
+    assert set(ns.states().values()) == {"sent"}
+
+
+class HoldingHandler(SinkHandler):
+    """Holds the ``hold``-th message (1-based) at the end of its data until ``let_go`` is
+    set, then drops it unrecorded: the mail a crashed sender never heard back about, and
+    which the server never took."""
+
+    def __init__(self, hold: int) -> None:
+        super().__init__()
+        self.hold = hold
+        self.holding = threading.Event()
+        self.let_go = threading.Event()
+        self._seen = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        self._seen += 1
+        if self._seen != self.hold:
+            return await super().handle_DATA(server, session, envelope)
+        self.holding.set()
+        while not self.let_go.is_set():
+            await asyncio.sleep(0.05)
+        return "451 Not taken: the client went away"
+
+
+@pytest.mark.timeout(240)
+def test_an_email_in_flight_at_a_crash_and_never_delivered_is_sent_once_when_the_operator_resends_it(make_namespace) -> None:
+    customers = ["c01", "c02", "c03"]
+    handler = HoldingHandler(hold=2)
+    ns = make_namespace(contacts=_contacts(*customers), handler=handler, extra='group_instance_id = "sender-1"')
+    actions = [action_record(customer_id=customer) for customer in customers]
+    ids = {action["action_id"] for action in actions}
+    ns.produce("actions", actions)
+    ns.start()
+    ns.wait_for(handler.holding.is_set, 60, "the second email in flight")
+    ns.kill()  # the ledger says "sending": nobody knows whether it arrived
+    handler.let_go.set()  # it did not
+
+    ns.start()
+    ns.wait_for(lambda: set(ns.states()) == ids and set(ns.states().values()) <= TERMINAL, 90, "every action settled")
+    assert ns.stop() == 0
+    states = ns.states()
+    (in_flight,) = [action_id for action_id, state in states.items() if state == "unknown"]
+    assert in_flight not in ns.received_ids() and len(ns.received_ids()) == 2  # never sent again on its own
+
+    assert [orjson.loads(line)["action_id"] for line in ns.cli("ledger", "show", "--json").splitlines()] == [in_flight]
+    assert ns.cli("ledger", "resolve", in_flight, "resend", "--note", "not in the relay's log").strip().endswith("-> pending")
+    ns.start()
+    ns.wait_for(lambda: in_flight in ns.received_ids(), 60, "the resent email")
+    assert ns.stop() == 0
     assert Counter(ns.received_ids()) == Counter({action_id: 1 for action_id in ids})
     assert set(ns.states().values()) == {"sent"}
 
