@@ -50,8 +50,11 @@ Encoding (``to_bytes``: orjson, keys short on purpose; default-valued keys omitt
      "d": [[utc day of L when applied, [event keys in arrival order]], ...],
      "z": the customer's IANA time zone (latest event naming one),
      "r": rules tag (``RuleParams.version_tag``) of the rules the customer's segment and
-          tags were last worked out under; absent when it is ``w``'s tag (as it is for
-          every state the worker saves) or unknown (states written before it existed),
+          tags were last worked out under, or the processor's stamp of those rules and
+          the change of rules that brought them (``stream/processing/rules_change.py``,
+          ``stamp_of``: 15 bytes more per state once a partition's rules have changed);
+          absent when it is ``w``'s tag (as it is for every state the worker saves
+          before any change of rules) or unknown (states written before it existed),
      "w": [rules tag, next time-caused instant | null]: ``next_due`` as last worked out
           (``due_memo``; absent when not known),
      "x": erased_at: the customer was erased at this instant (``stream/core/erasure.py``);

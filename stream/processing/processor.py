@@ -24,10 +24,9 @@ from stream.core.changes import Change
 from stream.core.engine import adopt_rules, advance, apply, look_ahead, new_state
 from stream.core.erasure import erase
 from stream.core.events import ErasureRequest, InputEvent
-from stream.core.params import params_for
 from stream.core.state import CustomerState
 from stream.core.timers import next_due
-from stream.processing.rules_change import RulesRecord, changeover
+from stream.processing.rules_change import RulesRecord, changeover, stamp_of
 from stream.processing.store import ProcessorStore
 from stream.rules import Rules
 
@@ -52,8 +51,8 @@ class PartitionProcessor:
     def __init__(self, rules: Rules, store: ProcessorStore) -> None:
         self.rules = rules
         self.store = store
-        self._rules_tag = params_for(rules).version_tag
         self._rules_record: RulesRecord | None = None
+        self._stamp: int | None = None
 
     def on_event(self, event: InputEvent) -> StepResult:
         result = self._move_clock(event.occurred_at)
@@ -95,7 +94,7 @@ class PartitionProcessor:
         clock = self.store.clock()
         for customer_id in customer_ids:
             state = self.store.load(customer_id)
-            if state is None or state.rules_tag == self._rules_tag or state.erased:
+            if state is None or state.rules_tag == self.stamp() or state.erased:
                 continue
             old_due = scheduled_due(state, self.rules)
             changes = self._adopt(state)
@@ -126,7 +125,15 @@ class PartitionProcessor:
 
     def _set_rules_record(self, record: RulesRecord) -> None:
         self._rules_record = record
+        self._stamp = None
         self.store.set_rules_record(record.to_bytes())
+
+    def stamp(self) -> int:
+        """What the customers moved to these rules are stamped with: the rules and the
+        change that brought them (``rules_change.stamp_of``)."""
+        if self._stamp is None:
+            self._stamp = stamp_of(self.rules, self.rules_record().generation)
+        return self._stamp
 
     def _load(self, customer_id: str) -> tuple[CustomerState | None, int | None, list[Change]]:
         """The customer's state (None: never seen), the instant its timer is stored under,
@@ -140,7 +147,7 @@ class PartitionProcessor:
         if state is None:
             return None, None, []
         old_due = scheduled_due(state, self.rules)
-        if state.rules_tag == self._rules_tag:
+        if state.rules_tag == self.stamp():
             return state, old_due, []
         changes = self._adopt(state)
         clock = self.store.clock()
@@ -155,7 +162,7 @@ class PartitionProcessor:
         if record.since is None:
             return []
         changes: list[Change] = []
-        for rules, since, until in record.passage(state.rules_tag):
+        for rules, since, until in record.passage(state.rules_tag):  # the customer's stamp
             changes.extend(adopt_rules(state, since, rules))
             changes.extend(advance(state, until, rules))
         changes.extend(adopt_rules(state, record.since, self.rules))
@@ -188,6 +195,7 @@ class PartitionProcessor:
 
     def _save(self, state: CustomerState, old_due: int | None) -> None:
         look_ahead(state, self.rules)  # the timer skips candidates that would change nothing
+        state.rules_tag = self.stamp()  # the core stamps the rules alone; this adds the change
         self.store.save(state)
         self.store.reschedule(state.customer_id, old_due, next_due(state, self.rules))
 

@@ -20,9 +20,14 @@ rules that comes before the sweep is done keeps the rules in between with their 
 (``between``) and starts the sweep over: a customer not reached yet passes through each
 in turn (adopting it at its instant, then the time-caused changes under it up to the
 next change's instant), so it ends where it would have if every sweep had finished in
-time, as ``segments batch --rules-change`` computes it. Going back mid-sweep to rules
-the customers are being moved away from is refused: a customer not moved yet carries
-their stamp, and could not be told from one moved back.
+time, as ``segments batch --rules-change`` computes it.
+
+Each change has a generation (the record's count of changes), and a customer is stamped
+with its rules and their generation (``stamp_of``), not with the rules alone: that is
+what lets a change go back mid-sweep to rules customers are still being moved away from
+(a rollback). A customer not moved yet still carries the old generation's stamp, so it
+is told apart from one moved back, and passes through the rules in between like any.
+Generation 0's stamp is the rules' own tag, as stamps were before generations existed.
 
 Some rules decide what a state keeps, and a state built under the old ones cannot be
 worked into one built under the new: the business time zone (email-open days are
@@ -33,6 +38,7 @@ history replayed under the new rules (a new app id); ``incompatibilities`` names
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
@@ -52,10 +58,15 @@ class RulesBetween:
     previous: str | None
     since: int
     rules_text: str
+    generation: int = 0
 
     @property
     def rules(self) -> Rules:
         return rules_from_text(self.rules_text)
+
+    @property
+    def stamp(self) -> int:
+        return stamp_of(self.rules, self.generation)
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,8 @@ class RulesRecord:
     ``swept``: every stored customer has been visited. ``timezone``, ``window_days``,
     ``open_days_kept``: what the states keep under these rules. While the sweep runs,
     ``rules_text`` holds these rules (for a change that comes before it is done) and
-    ``between`` the rules of earlier changes whose sweeps it took over, oldest first."""
+    ``between`` the rules of earlier changes whose sweeps it took over, oldest first.
+    ``generation``: how many changes the partition has taken on (see ``stamp_of``)."""
 
     version: str
     timezone: str
@@ -78,6 +90,7 @@ class RulesRecord:
     swept: bool = True
     rules_text: str | None = None
     between: tuple[RulesBetween, ...] = ()
+    generation: int = 0
 
     def to_bytes(self) -> bytes:
         fields = asdict(self)
@@ -97,18 +110,12 @@ class RulesRecord:
         """The record once the sweep has visited every stored customer."""
         return replace(self, swept_to=swept_to, swept=True, rules_text=None, between=())
 
-    def versions_in_flight(self) -> set[str]:
-        """Versions that customers the sweep has not reached may still be stamped with."""
-        if self.swept:
-            return set()
-        return {self.previous, *(step.previous for step in self.between), *(step.version for step in self.between)} - {None}
-
-    def passage(self, rules_tag: int) -> list[tuple[Rules, int, int]]:
-        """The rules a customer stamped with ``rules_tag`` passes through before these:
+    def passage(self, stamp: int) -> list[tuple[Rules, int, int]]:
+        """The rules a customer stamped with ``stamp`` passes through before these:
         (rules, adopted at, in effect until), oldest first."""
         steps = list(self.between)
         for index, step in enumerate(steps):
-            if params_for(step.rules).version_tag == rules_tag:
+            if step.stamp == stamp:
                 steps = steps[index + 1:]
                 break
         untils = [step.since for step in steps[1:]] + [self.since]
@@ -119,6 +126,15 @@ class RulesRecord:
 @lru_cache(maxsize=16)
 def rules_from_text(text: str) -> Rules:
     return parse_rules(text, "rules record")
+
+
+def stamp_of(rules: Rules, generation: int) -> int:
+    """What a customer moved to ``rules`` by change number ``generation`` is stamped with
+    (``CustomerState.rules_tag``): the rules' own tag for generation 0 (every state
+    written before generations existed), else a tag of both."""
+    if generation == 0:
+        return params_for(rules).version_tag
+    return zlib.crc32(f"{rules.version}#{generation}".encode())
 
 
 class RulesChangeError(ValueError):
@@ -140,19 +156,13 @@ def incompatibilities(record: RulesRecord, rules: Rules) -> list[str]:
     (empty: they can), one ``field: reason`` each."""
     new = record_for(rules)
     problems = []
-    if not record.swept and new.version != record.version:
-        wait = (f"run the worker with {record.version} until segments_rules_sweep_pending is 0 "
-                "(the partition is still moving its stored customers to them)")
-        if record.rules_text is None:
-            # Written before records kept their rules' content: the customers the sweep
-            # has not reached would skip the rules in between.
-            problems.append(f"rules: a change of rules is under way; {wait}")
-        elif new.version in record.versions_in_flight():
-            # Customers not moved yet are still stamped with them: they could not be told
-            # from customers moved back.
-            problems.append(
-                f"rules: {new.version} are rules this partition's customers are still being moved away from; {wait}"
-            )
+    if not record.swept and new.version != record.version and record.rules_text is None:
+        # Written before records kept their rules' content: the customers the sweep has
+        # not reached would skip the rules in between.
+        problems.append(
+            f"rules: a change of rules is under way; run the worker with {record.version} until "
+            "segments_rules_sweep_pending is 0 (the partition is still moving its stored customers to them)"
+        )
     if new.timezone != record.timezone:
         problems.append(
             f"timezone: the stored states count email-open days in {record.timezone}, the new rules in {new.timezone}"
@@ -182,12 +192,13 @@ def changeover(record: RulesRecord | None, rules: Rules, clock: int | None) -> R
     problems = incompatibilities(record, rules)
     if problems:
         raise RulesChangeError("; ".join(problems))
+    generation = record.generation + 1
     if clock is None:  # no clock, no customers: nothing to move
-        return replace(record_for(rules), previous=record.version)
+        return replace(record_for(rules), previous=record.version, generation=generation)
     between = record.between
     if not record.swept and record.since is not None and record.rules_text is not None:
-        between = (*between, RulesBetween(record.version, record.previous, record.since, record.rules_text))
+        between = (*between, RulesBetween(record.version, record.previous, record.since, record.rules_text, record.generation))
     return replace(
         record_for(rules), since=clock, previous=record.version, swept_to=None, swept=False,
-        rules_text=render_rules_toml(rules), between=between,
+        rules_text=render_rules_toml(rules), between=between, generation=generation,
     )
