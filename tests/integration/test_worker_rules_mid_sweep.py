@@ -69,55 +69,63 @@ THIRD_RULES = Rules.model_validate({"scores": {"recency": {"thresholds": [21, 60
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("shape", ["third rules", "rollback"])
 def test_rules_changed_again_before_the_sweep_is_done_pass_customers_through_the_rules_in_between(
-    kafka_bootstrap: str, unique_name, tmp_path: Path,
+    kafka_bootstrap: str, unique_name, tmp_path: Path, shape: str,
 ) -> None:
     """The worker is killed while it moves its customers to new rules and restarted with
-    third rules: the customers the first sweep had not reached pass through the rules in
-    between, as `segments batch` with both changes computes."""
-    history, before, after, new_rules = history_and_new_rules(tmp_path)
-    third_rules = tmp_path / "third-rules.toml"
-    third_rules.write_text(render_rules_toml(THIRD_RULES))
+    other rules, third ones or (a rollback) those it ran before: the customers the first
+    sweep had not reached pass through the rules in between, as `segments batch` with
+    both changes computes."""
+    history, before, after, new_rules_file = history_and_new_rules(tmp_path)
+    third_rules_file = tmp_path / "third-rules.toml"
+    third_rules_file.write_text(render_rules_toml(THIRD_RULES))
+    if shape == "third rules":  # shipped -> NEW -> THIRD
+        start, (first, first_file), (second, second_file) = (), (NEW_RULES, new_rules_file), (THIRD_RULES, third_rules_file)
+    else:  # NEW -> THIRD -> NEW again, before THIRD's sweep is done
+        start = ("--rules", str(new_rules_file))
+        (first, first_file), (second, second_file) = (THIRD_RULES, third_rules_file), (NEW_RULES, new_rules_file)
     ns = WorkerNamespace(
         kafka_bootstrap, unique_name("rules-again"), tmp_path, worker_settings="rules_sweep_customers = 1",
     )
     try:
-        ns.start_worker()
+        ns.start_worker(*start)
         ns.cli("replay", str(before), "--until", CHANGE_AT, "--wait", "--timeout", "240")
         ns.stop_worker()
-        ns.start_worker("--rules", str(new_rules))
+        ns.start_worker("--rules", str(first_file))
         # Killed once every partition's record of the change is on the changelog: the
         # sweeps (one customer a batch, about 3 s here) have only begun.
         ns.wait_for_log("moving its stored customers to them", timeout=60, count=4)
         with ChangelogReader(KafkaSettings(bootstrap_servers=kafka_bootstrap), clocks_changelog(ns.prefix)) as reader:
             deadline = time.monotonic() + 30
-            while {record.version for record in records_in(reader.read_to_end())[1].values()} != {NEW_RULES.version}:
+            while {record.version for record in records_in(reader.read_to_end())[1].values()} != {first.version}:
                 assert time.monotonic() < deadline, ns.log_tail()
                 time.sleep(0.05)
         assert ns.stop_worker(signal.SIGKILL) == -signal.SIGKILL
 
-        checked = ns.cli("rules", "check", str(third_rules), "--worker").stdout
-        assert f"partition(s) 0, 1, 2, 3 run under {NEW_RULES.version}; started with {third_rules}" in checked, checked
+        checked = ns.cli("rules", "check", str(second_file), "--worker").stdout
+        assert f"partition(s) 0, 1, 2, 3 run under {first.version}; started with {second_file}" in checked, checked
         # One customer a batch: the kill came before some partition's sweep was done.
-        assert f"is still moving its customers to {NEW_RULES.version}; those not moved yet will pass through" in checked
+        assert f"is still moving its customers to {first.version}; those not moved yet will pass through" in checked
 
-        ns.start_worker("--rules", str(third_rules))
-        ns.wait_for_log(f"pass first through {NEW_RULES.version} from {CHANGE_AT[:-1]}.000Z on", timeout=60)
+        ns.start_worker("--rules", str(second_file))
+        ns.wait_for_log(f"pass first through {first.version} from {CHANGE_AT[:-1]}.000Z on", timeout=60)
         ns.cli("replay", str(after), "--until", UNTIL, "--wait", "--timeout", "240")
         partitions = overview(ns.web_url)["clocks"]
         assert [(p["rules_version"], p["rules_swept"], "rules_between" in p) for p in partitions] == [
-            (THIRD_RULES.version, True, False)
+            (second.version, True, False)
         ] * 4
 
         snapshot = tmp_path / "snapshot.jsonl"
-        ns.cli("snapshot", "--out", str(snapshot), "--rules", str(third_rules))
+        ns.cli("snapshot", "--out", str(snapshot), "--rules", str(second_file))
         batch_profiles, batch_changes = batch_results(
-            history, UNTIL, tmp_path, "--rules-change", f"{CHANGE_AT}={new_rules}", "--rules-change", f"{CHANGE_AT}={third_rules}",
+            history, UNTIL, tmp_path, *start,
+            "--rules-change", f"{CHANGE_AT}={first_file}", "--rules-change", f"{CHANGE_AT}={second_file}",
         )
         assert snapshot.read_bytes().splitlines() == batch_profiles
         assert ns.first_changes_by_customer() == batch_changes
         # Customers went through both: rules-caused changes under each, at the same instant.
         by_rules = {c["rules_version"] for changes in batch_changes.values() for c in changes if c["cause"] == {"kind": "rules"}}
-        assert by_rules == {NEW_RULES.version, THIRD_RULES.version}
+        assert by_rules == {first.version, second.version}
     finally:
         ns.close()
