@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import orjson
 
 from stream.cli.collector import settle_collector
 from stream.cli.history import INSTANT, iter_lines
+from stream.core.events import DEFAULT_MAX_EVENT_LEAD_SECONDS
 from stream.processing.batch import run_batch
 from stream.processing.rules_change import incompatibilities, record_for
 from stream.rules import Rules, RulesError, load_rules
@@ -43,9 +45,14 @@ class RulesChangeType(click.ParamType):
     help="INSTANT=FILE: the rules in FILE take over at INSTANT, as in a worker restarted with them after a "
          "replay --until INSTANT (repeatable).",
 )
+@click.option(
+    "--max-event-lead", "max_event_lead", type=float, default=DEFAULT_MAX_EVENT_LEAD_SECONDS, show_default=True,
+    help="Reject events that occurred more than this many seconds after now, as the worker rejects those "
+         "after their message's publication (max_event_lead_seconds).",
+)
 def batch(
     files: tuple[str, ...], until: int, out: str | None, changes_file: str | None, rules_file: str | None,
-    rules_changes: tuple[tuple[int, str], ...],
+    rules_changes: tuple[tuple[int, str], ...], max_event_lead: float,
 ) -> None:
     """Compute the worker's profiles and change list from FILES through the same core."""
     try:
@@ -62,7 +69,10 @@ def batch(
             raise click.ClickException(f"{path}: cannot take over from the rules before it: " + "; ".join(problems))
         previous = changed
     settle_collector()  # it holds every customer's state until the end
-    result = run_batch(iter_lines(files), rules, until, later)
+    result = run_batch(
+        iter_lines(files), rules, until, later,
+        published_at_ms=time.time_ns() // 1_000_000, max_lead_ms=round(max_event_lead * 1000),
+    )
     _write_lines(out, (orjson.dumps(profile) for profile in result.profiles))
     if changes_file:
         _write_lines(changes_file, (orjson.dumps(change.to_json_dict()) for change in result.changes))

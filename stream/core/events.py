@@ -15,6 +15,12 @@ OrderStatus: TypeAlias = Literal["placed", "cancelled", "refunded"]
 CartAction: TypeAlias = Literal["add", "remove", "update", "checkout_started", "cleared"]
 
 MICROS_PER_UNIT = 1_000_000
+# How far an event's occurred_at may lie after the moment it was published (the worker's
+# setting max_event_lead_seconds). An event from the future moves its partition's clock
+# ahead, and every customer of the partition then gets its time-caused changes early (a
+# producer writing local time as UTC, two hours east of Greenwich, would fire them two
+# hours early, all day long).
+DEFAULT_MAX_EVENT_LEAD_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ Checked in this order; the first that applies is reported.
     (``1997-01-01T12:00:00`` has none), names an impossible date or time
     (``1997-02-30T00:00:00Z``, hour 24, leap second ``:60``), or its instant lies
     outside the sane range ``[1970-01-01T00:00:00Z, 2201-01-01T00:00:00Z)``, i.e. its
-    UTC year is before 1970 or after 2200. (A non-string ``occurred_at`` is a
+    UTC year is before 1970 or after 2200. (The intake, ``stream.processing.intake``,
+    also gives this reason to an event that occurred more than ``max_event_lead_seconds``
+    after its message was published.) (A non-string ``occurred_at`` is a
     ``schema_violation``; when the timestamp and other fields are both wrong, the
     other fields win and the reason is ``schema_violation``.)
 ``unknown_currency``

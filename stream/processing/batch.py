@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from stream.core.changes import Change
+from stream.core.events import DEFAULT_MAX_EVENT_LEAD_SECONDS
 from stream.core.profile import profile
 from stream.events import Rejection
 from stream.processing.intake import decode_input
@@ -35,15 +36,19 @@ class BatchResult:
 
 def run_batch(
     raw_events: Iterable[bytes], rules: Rules, until: int | None, rules_changes: Sequence[tuple[int, Rules]] = (),
+    *, published_at_ms: int | None = None, max_lead_ms: int = round(DEFAULT_MAX_EVENT_LEAD_SECONDS * 1000),
 ) -> BatchResult:
     """``rules_changes``: (instant, the rules from then on), in any order. Raises
-    ``RulesChangeError`` when a change's rules cannot take over the states kept."""
+    ``RulesChangeError`` when a change's rules cannot take over the states kept.
+    ``published_at_ms``: when the events count as published, for the worker's check that
+    none occurred after that (``intake.decode_input``; a file has no Kafka timestamps:
+    ``segments batch`` passes the time it runs)."""
     store = MemoryStore()
     processor = PartitionProcessor(rules, store)
     pending = sorted(rules_changes, key=lambda change: change[0])
     result = BatchResult()
     for raw in raw_events:
-        decoded = decode_input(raw, processor.rules)
+        decoded = decode_input(raw, processor.rules, published_at_ms=published_at_ms, max_lead_ms=max_lead_ms)
         if isinstance(decoded, Rejection):
             result.rejected[decoded.reason] += 1
             continue

@@ -68,6 +68,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     gate = BatchGate()
     input_names = set(topics.inputs())
     input_quiet = InputQuiet(settings.input_quiet_seconds, settings.input_idle_seconds)
+    max_lead_ms = round(settings.max_event_lead_seconds * 1000)
 
     def input_partitions() -> list[Any]:
         return [tp for tp in app.consumer.assignment() if tp.topic in input_names]
@@ -171,7 +172,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await release_in_time_order()
 
     async def take_input(tp: Any, record: SourceRecord) -> None:
-        decoded = decode_input(record.value or b"", rules)
+        published_at = record.timestamp_ms if record.timestamp_ms and record.timestamp_ms > 0 else None
+        decoded = decode_input(record.value or b"", rules, published_at_ms=published_at, max_lead_ms=max_lead_ms)
         if isinstance(decoded, Rejection):
             telemetry.record_dead_letter(decoded.reason)
             log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, decoded.reason)

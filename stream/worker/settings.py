@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stream.clients import ConfigError
 from stream.clients.settings import GroupInstanceId, config_error
+from stream.core.events import DEFAULT_MAX_EVENT_LEAD_SECONDS
 
 COMMIT_INTERVAL_SECONDS = 1.0
 
@@ -76,6 +77,10 @@ class WorkerSettings(CompactionLag):
     # partition.
     input_quiet_seconds: float = Field(0.2, gt=0)
     input_idle_seconds: float = Field(2.0, gt=0)
+    # An input event that occurred more than this after its message was published (the
+    # record's Kafka timestamp) is dead-lettered (invalid_timestamp): it would move its
+    # partition's clock ahead, and every customer's time-caused changes with it.
+    max_event_lead_seconds: float = Field(DEFAULT_MAX_EVENT_LEAD_SECONDS, gt=0)
     # Events per batch: outputs of a batch are delivered before its state is written.
     # A batch waits up to batch_seconds to fill: it is a floor on latency, and longer
     # waits measured no faster (BENCHMARKS.md, latency).

@@ -34,14 +34,21 @@ BAD_LINES = {
         "padding": "z" * 300_000,
     }),
 }
+# Valid, but it says it occurred decades after it was published: taken in, it would move
+# its partition's clock to 2090 and fire every customer's time-caused changes there.
+FROM_THE_FUTURE = orjson.dumps({
+    "event_id": "x7", "type": "order", "customer_id": "cdnow-00005", "occurred_at": "2090-01-01T00:00:00Z",
+    "order_id": "o-x7", "total": 30, "currency": "USD",
+})
 
 
 def test_dead_letters_and_unkeyed_events(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
     events = time_ordered(list(cdnow_orders(limit_customers=300)))
     lines = [orjson.dumps(event) for event in events]
     # Spread the bad lines through the history.
-    for index, bad in enumerate(BAD_LINES.values()):
-        lines.insert((index + 1) * len(lines) // (len(BAD_LINES) + 1), bad)
+    bad_lines = [*BAD_LINES.values(), FROM_THE_FUTURE]
+    for index, bad in enumerate(bad_lines):
+        lines.insert((index + 1) * len(lines) // (len(bad_lines) + 1), bad)
     history = tmp_path / "history.jsonl"
     history.write_bytes(b"\n".join(lines) + b"\n")
 
@@ -52,7 +59,10 @@ def test_dead_letters_and_unkeyed_events(kafka_bootstrap: str, unique_name, tmp_
         assert ns.worker.poll() is None, "bad input must never stop the worker"
 
         dead = [orjson.loads(record.value) for record in ns.read_topic("dead_letter")]
-        assert sorted(record["reason"] for record in dead) == sorted(BAD_LINES)
+        assert sorted(record["reason"] for record in dead) == sorted([*BAD_LINES, "invalid_timestamp"])
+        (future,) = [record for record in dead if "after the message was published" in record["detail"]]
+        assert base64.b64decode(future["original_b64"]) == FROM_THE_FUTURE
+        dead.remove(future)
         by_reason = {record["reason"]: record for record in dead}
         for reason, original in BAD_LINES.items():
             record = by_reason[reason]
