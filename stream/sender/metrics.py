@@ -35,6 +35,8 @@ class SenderMetrics:
                                ["reason"], registry=self.registry)
         self.erasures = Counter("segments_sender_erasures", "Erasure notices applied: the customer's unsent actions cancelled, their ledger rows redacted.",
                                 registry=self.registry)
+        self.pruned = Counter("segments_sender_pruned", "Finished actions deleted from the ledger (prune_after_days), by state.",
+                              ["state"], registry=self.registry)
         self.pending = Gauge("segments_sender_pending", "Actions in the ledger waiting to be sent (held, due or retrying).",
                              registry=self.registry)
         self.sent.labels("email")

@@ -55,6 +55,8 @@ log = logging.getLogger("stream.sender")
 # A profile partition whose position stays short of the end offset taken (a transaction
 # marker past the last record, say) counts as read after this long without new records.
 CATCH_UP_GRACE_SECONDS = 10.0
+# How often the ledger is pruned (prune_after_days): a full scan of its finished rows.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass
@@ -104,6 +106,7 @@ class Sender:
         self._actions: KafkaConsumer | None = None
         self._profiles: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._next_prune = 0.0  # wall time of the next prune (prune_after_days)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -121,9 +124,25 @@ class Sender:
                 self._read_profiles(self._profiles.poll(timeout_ms=0, max_records=5000))  # type: ignore[union-attr]
                 self._track_profiles()
                 self._send_due(stop)
+                self.prune_if_due()
                 self.metrics.pending.set(self.ledger.pending_count())
         finally:
             self.close()
+
+    def prune_if_due(self) -> dict[str, int]:
+        """Once an hour, delete the finished actions that expired more than
+        ``prune_after_days`` ago; what was deleted, per state."""
+        days = self.settings.prune_after_days
+        now = self.clock()
+        if not days or now < self._next_prune:
+            return {}
+        self._next_prune = now + PRUNE_EVERY_SECONDS
+        counts = self.ledger.prune(now - days * 86_400)
+        for state, count in counts.items():
+            self.metrics.pruned.labels(state).inc(count)
+        if counts:
+            log.info("ledger pruned: %s", ", ".join(f"{state} {count}" for state, count in sorted(counts.items())))
+        return counts
 
     def _connect(self) -> None:
         common = {**self.kafka.kafka_python_kwargs(), "client_id": "segments-sender"}

@@ -87,6 +87,11 @@ class SenderSettings(BaseModel):
     # How old the view of the actions' and profiles' partitions may get (Kafka's
     # metadata.max.age.ms): partitions added to either topic are read within this long.
     metadata_refresh_seconds: float = Field(30.0, gt=0, le=300)
+    # Finished actions (sent, skipped, expired, failed) leave the ledger this many days
+    # after they expired, checked every hour: the ledger stays bounded and keeps no
+    # customer's data longer than it needs (an action read again later is recorded as
+    # expired, never sent). 0: never (``segments ledger prune`` by hand).
+    prune_after_days: float = Field(30.0, ge=0)
 
     @field_validator("recipient_pattern")
     @classmethod
