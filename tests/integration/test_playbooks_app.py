@@ -4,7 +4,6 @@ old history triggers nothing unless asked; a SIGKILLed playbooks app loses no ac
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
