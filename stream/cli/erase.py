@@ -37,7 +37,8 @@ def erasure_requests(customer_ids: list[str], at_ms: int) -> list[dict]:
 @click.argument("customer_ids", nargs=-1)
 @click.option("--file", "id_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A file of customer ids, one per line (repeatable; with or instead of arguments).")
-@click.option("--at", type=INSTANT, help="When the requests were accepted (default: now).")
+@click.option("--at", type=INSTANT, help="When the requests were accepted (default: now). Like any event, a request "
+              "moves its partition's clock: against a --clock event replay, an instant of that history.")
 @click.option("--wait", is_flag=True, help="Return once the worker has processed them.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds --wait waits for the worker.")
 @click.pass_obj
