@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from aiohttp import web as aiohttp_web
 
+from stream.core.timeutil import rfc3339_ms
 from stream.ops import api
 from stream.ops.metrics import CONTENT_TYPE, render_metrics
 
@@ -110,6 +111,9 @@ def register_ops_endpoints(app: Any, probe: Any, *, customers_table: Any, sample
         async def get(self, request: Any, customer_id: str) -> Any:
             found = probe.customer(customer_id)
             if found is None:
+                erased_at = probe.erased_at(customer_id)
+                if erased_at is not None:
+                    return self.json({"error": f"erased at {rfc3339_ms(erased_at)}"}, status=404)
                 return self.json({"error": "unknown customer"}, status=404)
             return self.json(api.customer(*found))
 

@@ -173,6 +173,12 @@ class WorkerProbe:
             })
         return rows
 
+    def erased_at(self, customer_id: str) -> int | None:
+        """When the customer was erased, if this worker holds their stub (and nothing since)."""
+        raw = self.customers.get(customer_id.encode())
+        state = CustomerState.from_bytes(raw) if raw is not None else None
+        return state.erased_at if state is not None and state.erased else None
+
     def customer(self, customer_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The customer's profile and stored change history, if this worker has them (an
         erased customer's it has not)."""

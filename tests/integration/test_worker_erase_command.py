@@ -3,8 +3,11 @@ kind erasure with the printed request ids, profile tombstones), and nobody else 
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integration.worker_harness import WorkerNamespace, history_files
@@ -48,6 +51,11 @@ def test_erase_names_customers_and_the_worker_erases_exactly_them(kafka_bootstra
 
         looked_up = ns.cli("profile", named[0], check=False)
         assert looked_up.returncode == 1 and "was erased at 1998-07-02T00:00:00.000Z" in looked_up.stderr
+        # The dashboard's lookup says so too; a customer never seen stays unknown.
+        for customer, said in ((named[0], "erased at 1998-07-02T00:00:00.000Z"), ("nobody", "unknown customer")):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{ns.web_url}/api/customers/{customer}", timeout=10)
+            assert refused.value.code == 404 and orjson.loads(refused.value.read()) == {"error": said}
         snapshot = tmp_path / "snapshot.jsonl"
         ns.cli("snapshot", "--out", str(snapshot))
         assert len(snapshot.read_bytes().splitlines()) == len(customers) - len(printed)

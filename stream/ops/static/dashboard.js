@@ -542,7 +542,10 @@ async function lookUp(customerId) {
   } catch (error) {
     if (error.status === 404) {
       result.dataset.state = "not-found";
-      result.replaceChildren(el("p", { class: "notice", role: "status" }, `No customer “${id}” is known to this worker.`));
+      const text = error.message.startsWith("erased at ")
+        ? `Customer “${id}” was ${error.message} on request: nothing else about them is kept.`
+        : `No customer “${id}” is known to this worker.`;
+      result.replaceChildren(el("p", { class: "notice", role: "status" }, text));
     } else if (error.status === 401) {
       result.dataset.state = "idle";
       result.replaceChildren();
