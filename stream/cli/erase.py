@@ -13,6 +13,7 @@ from stream.cli.context import CliContext
 from stream.cli.history import INSTANT, iter_lines
 from stream.cli.replay import wait_for_worker
 from stream.cli.worker import worker_topics
+from stream.clients.progress import end_offsets, records_from
 from stream.clients.topics import ensure_topics
 from stream.core.timeutil import rfc3339_ms
 from stream.events import Rejection, decode_event
@@ -55,6 +56,8 @@ def erase(context: CliContext, customer_ids: tuple[str, ...], id_files: tuple[st
     kafka = context.kafka_settings()
     topic = settings.topics.erasures
     ensure_topics(kafka, worker_topics(settings))
+    # Where the confirmations (records of kind erasure) will be looked for with --wait.
+    changes_before = end_offsets(kafka, [settings.topics.segment_changes]) if wait else {}
     producer = KafkaProducer(acks="all", client_id="segments-erase", **kafka.kafka_python_kwargs())
     try:
         for request in requests:
@@ -68,4 +71,14 @@ def erase(context: CliContext, customer_ids: tuple[str, ...], id_files: tuple[st
     if wait:
         wait_for_worker(kafka, settings.app_id, [topic], timeout, "the worker's intake")
         wait_for_worker(kafka, settings.app_id, [settings.topics.events], timeout, "the worker")
-        click.echo("The worker has processed them.", err=True)
+        unconfirmed = {request["event_id"]: request["customer_id"] for request in requests}
+        for record in records_from(kafka, changes_before):
+            change = orjson.loads(record.value) if record.value else {}
+            if change.get("kind") == "erasure":
+                unconfirmed.pop(change.get("cause", {}).get("event_id"), None)
+        if unconfirmed:
+            raise click.ClickException(
+                f"no erasure record on {settings.topics.segment_changes} for {', '.join(sorted(unconfirmed.values()))}: "
+                "a request that occurred at or before an erasure already made of its customer erases nothing more"
+            )
+        click.echo(f"The worker has erased them: {len(requests)} erasure record(s) on {settings.topics.segment_changes}.", err=True)

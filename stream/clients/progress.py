@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -19,6 +19,26 @@ def end_offsets(kafka: KafkaSettings, topics: list[str]) -> dict[TopicPartition,
             for partition in sorted(consumer.partitions_for_topic(topic) or [])
         ]
         return consumer.end_offsets(partitions) if partitions else {}
+    finally:
+        consumer.close()
+
+
+def records_from(kafka: KafkaSettings, starts: dict[TopicPartition, int]) -> Iterator[Any]:
+    """The committed records of each partition from its offset in ``starts`` to its end as
+    it is now."""
+    consumer = KafkaConsumer(client_id="segments-progress", enable_auto_commit=False, isolation_level="read_committed",
+                             **kafka.kafka_python_kwargs())
+    try:
+        partitions = list(starts)
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        ends = consumer.end_offsets(partitions)
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                yield from records
     finally:
         consumer.close()
 

@@ -20,8 +20,9 @@ topic) and the same code runs it everywhere.
     data (a refund of an erased customer's order, say). An event that occurred after it
     starts the customer again from nothing. So is a request itself: one that occurred at
     or before the erasure already made (a redelivery) emits nothing, even when the
-    customer has come back since; a later one for a stub with nothing since only moves
-    the instant.
+    customer has come back since. A later one for a stub with nothing since (the privacy
+    team asking again) moves the instant and emits its own ``erasure`` record, so every
+    request that takes effect is confirmed on ``segment-changes``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,7 @@ def erase(state: CustomerState | None, request: ErasureRequest, rules: Rules) ->
         raise ValueError(f"erasure of {request.customer_id!r} applied to the state of {state.customer_id!r}")
     elif state.erased_at is not None and request.occurred_at <= state.erased_at:
         return state, []  # covered by the erasure made: what came since is newer than the request
-    elif state.erased:
-        state.erased_at = request.occurred_at
-        return state, []
+    # A stub with nothing since (asked again) holds no segment or tag: its erasure record alone.
     p = params_for(rules)
     last = state.evaluated_at
     at = request.occurred_at if last is None else max(request.occurred_at, last)

@@ -36,6 +36,7 @@ def test_erase_names_customers_and_the_worker_erases_exactly_them(kafka_bootstra
         done = ns.cli("erase", *named, "--file", str(id_file), "--at", "1998-07-02", "--wait", "--timeout", "240")
         printed = dict(line.split("\t") for line in done.stdout.splitlines())
         assert sorted(printed) == sorted([*named, in_file])  # one request per customer
+        assert "The worker has erased them: 3 erasure record(s)" in done.stderr
 
         erasures = {
             customer: [change for change in changes if change["kind"] == "erasure"]
@@ -49,10 +50,17 @@ def test_erase_names_customers_and_the_worker_erases_exactly_them(kafka_bootstra
         after = ns.latest_profiles()
         assert {customer for customer, value in after.items() if value is None} == set(printed)
 
+        # Asked again, later: confirmed by a record of its own. Asked for an instant already
+        # covered: nothing more to erase, and the command says it found no confirmation.
+        again = ns.cli("erase", named[0], "--at", "1998-07-03", "--wait", "--timeout", "240")
+        assert "1 erasure record(s)" in again.stderr
+        covered = ns.cli("erase", named[1], "--at", "1998-07-01T12:00:00Z", "--wait", "--timeout", "240", check=False)
+        assert covered.returncode == 1 and f"no erasure record on {ns.topics['segment_changes']} for {named[1]}" in covered.stderr
+
         looked_up = ns.cli("profile", named[0], check=False)
-        assert looked_up.returncode == 1 and "was erased at 1998-07-02T00:00:00.000Z" in looked_up.stderr
+        assert looked_up.returncode == 1 and "was erased at 1998-07-03T00:00:00.000Z" in looked_up.stderr
         # The dashboard's lookup says so too; a customer never seen stays unknown.
-        for customer, said in ((named[0], "erased at 1998-07-02T00:00:00.000Z"), ("nobody", "unknown customer")):
+        for customer, said in ((named[0], "erased at 1998-07-03T00:00:00.000Z"), ("nobody", "unknown customer")):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"{ns.web_url}/api/customers/{customer}", timeout=10)
             assert refused.value.code == 404 and orjson.loads(refused.value.read()) == {"error": said}

@@ -86,10 +86,14 @@ def test_a_customer_never_seen_gets_the_erasure_record_alone() -> None:
     assert stub.erased and stub.erased_at == ms("2024-02-01T09:00:00Z")
 
 
-def test_a_repeated_request_with_nothing_since_emits_nothing_and_keeps_the_later_instant() -> None:
-    stub, _ = erase(champion(), erasure("2024-02-01T09:00:00Z"), DEFAULT)
+def test_a_request_made_again_is_confirmed_by_its_own_record_and_a_redelivery_by_none() -> None:
+    stub, first = erase(champion(), erasure("2024-02-01T09:00:00Z"), DEFAULT)
     again, changes = erase(stub, erasure("2024-03-01T09:00:00Z", event_id="erase-2"), DEFAULT)
-    assert changes == [] and again.erased_at == ms("2024-03-01T09:00:00Z")
+    # Nothing held to leave: the erasure record alone, numbered on.
+    assert [(c.kind, c.seq, c.at, c.cause.event_id) for c in changes] == [
+        ("erasure", first[-1].seq + 1, ms("2024-03-01T09:00:00Z"), "erase-2"),
+    ]
+    assert again.erased and again.erased_at == ms("2024-03-01T09:00:00Z") and again.seq == changes[0].seq
     redelivered, changes = erase(again, erasure("2024-02-01T09:00:00Z"), DEFAULT)
     assert changes == [] and redelivered.erased_at == ms("2024-03-01T09:00:00Z")
 
