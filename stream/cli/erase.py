@@ -40,7 +40,8 @@ def erasure_requests(customer_ids: list[str], at_ms: int) -> list[dict]:
               help="A file of customer ids, one per line (repeatable; with or instead of arguments).")
 @click.option("--at", type=INSTANT, help="When the requests were accepted (default: now). Like any event, a request "
               "moves its partition's clock: against a --clock event replay, an instant of that history.")
-@click.option("--wait", is_flag=True, help="Return once the worker has processed them.")
+@click.option("--wait", is_flag=True, help="Return once the worker has processed them, and check that each "
+              "request's erasure record is on segment-changes (exit 1 naming the customers without one).")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds --wait waits for the worker.")
 @click.pass_obj
 def erase(context: CliContext, customer_ids: tuple[str, ...], id_files: tuple[str, ...], at: int | None, wait: bool,
