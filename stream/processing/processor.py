@@ -91,15 +91,12 @@ class PartitionProcessor:
         if record.swept:
             return result
         customer_ids = self.store.customer_ids_after(record.swept_to, limit)
-        clock = self.store.clock()
         for customer_id in customer_ids:
             state = self.store.load(customer_id)
             if state is None or state.rules_tag == self.stamp() or state.erased:
                 continue
             old_due = scheduled_due(state, self.rules)
             changes = self._adopt(state)
-            if clock is not None:
-                changes.extend(advance(state, clock, self.rules))
             self._save(state, old_due)
             result.changes.extend(changes)
             result.touched[customer_id] = state
@@ -137,27 +134,20 @@ class PartitionProcessor:
 
     def _load(self, customer_id: str) -> tuple[CustomerState | None, int | None, list[Change]]:
         """The customer's state (None: never seen), the instant its timer is stored under,
-        and the changes of adopting the rules, when it was stamped with others.
-
-        A customer the sweep has not reached yet still has its timer at the old rules'
-        instant, so the new rules' time-caused changes up to the clock have not fired:
-        they fire here, before the event that loads it (when that event is late, it comes
-        after them, as it would had the sweep moved the customer in time)."""
+        and the changes of adopting the rules, when it was stamped with others."""
         state = self.store.load(customer_id)
         if state is None:
             return None, None, []
         old_due = scheduled_due(state, self.rules)
-        if state.rules_tag == self.stamp():
-            return state, old_due, []
-        changes = self._adopt(state)
-        clock = self.store.clock()
-        if clock is not None:
-            changes.extend(advance(state, clock, self.rules))
-        return state, old_due, changes
+        return state, old_due, self._adopt(state) if state.rules_tag != self.stamp() else []
 
     def _adopt(self, state: CustomerState) -> list[Change]:
         """Move a customer stamped with other rules to these, at the instant they took
-        over, through the rules of earlier changes it has not been moved to yet."""
+        over, through the rules of earlier changes it has not been moved to yet; then on
+        to the partition clock. Its timer was still the old rules' one, so the new rules'
+        time-caused changes up to the clock have not fired: they fire here, before the
+        event that loaded it (when that event is late, it comes after them, as it would
+        had the sweep moved the customer in time)."""
         record = self.rules_record()
         if record.since is None:
             return []
@@ -166,6 +156,9 @@ class PartitionProcessor:
             changes.extend(adopt_rules(state, since, rules))
             changes.extend(advance(state, until, rules))
         changes.extend(adopt_rules(state, record.since, self.rules))
+        clock = self.store.clock()
+        if clock is not None:
+            changes.extend(advance(state, clock, self.rules))
         return changes
 
     def _move_clock(self, now: int) -> StepResult:
