@@ -22,9 +22,15 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(
     kafka_bootstrap: str, unique_name, tmp_path: Path, guarantee: str,
 ) -> None:
     history, before, after, new_rules = history_and_new_rules(tmp_path)
-    # A few customers per batch, so the sweep takes many batches, between the events.
+    # Few customers per batch, so the sweep takes many batches, between the events, and
+    # outlasts the kill below by seconds: about 100 batches of one customer under
+    # at-least-once (3 s here; with 3 customers a batch it once ended before the kill),
+    # 10 batches of 10 under exactly-once, where a batch of the sweep waits for the
+    # previous one's transaction (one commit interval each).
+    sweep_customers = 1 if guarantee == "at_least_once" else 10
     ns = WorkerNamespace(
-        kafka_bootstrap, unique_name("rules"), tmp_path, guarantee=guarantee, worker_settings="rules_sweep_customers = 3",
+        kafka_bootstrap, unique_name("rules"), tmp_path, guarantee=guarantee,
+        worker_settings=f"rules_sweep_customers = {sweep_customers}",
     )
     try:
         ns.start_worker()
