@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,34 @@ def prunable(state: str, expires_at: float, cutoff: float) -> bool:
     return state in PRUNABLE and expires_at < cutoff
 
 
+def settle_unconfirmed(rows: Iterable[tuple[str, str]], committed: dict[tuple[str, int], tuple[int, str] | None],
+                       ledger_id: str) -> tuple[list[str], list[str]]:
+    """Split unconfirmed rows (action id, source ``topic:partition:offset``) into those to
+    confirm and those to forget, from the group's committed (offset, metadata) per
+    partition. Confirmed: the last commit is this ledger's (``ledger_id``) and past the
+    row, so the row's commit went through and nobody else reads it. Forgotten: anything
+    else; the commit did not go through (the next holder of the partition reads the row
+    again), or another sender committed since, and then which one read the row cannot be
+    told: forgetting risks losing it, keeping it risks a second email."""
+    confirm: list[str] = []
+    forget: list[str] = []
+    for action_id, source in rows:
+        where = parse_source(source)
+        last = None if where is None else committed.get((where[0], where[1]))
+        ours = where is not None and last is not None and last[1] == ledger_id and last[0] > where[2]
+        (confirm if ours else forget).append(action_id)
+    return confirm, forget
+
+
+def parse_source(source: str) -> tuple[str, int, int] | None:
+    """(topic, partition, offset) from a row's ``topic:partition:offset`` source."""
+    try:
+        topic, partition, offset = source.rsplit(":", 2)
+        return topic, int(partition), int(offset)
+    except ValueError:
+        return None
+
+
 class LedgerError(Exception):
     """A transition the state machine forbids, or a row in another state than expected."""
 
@@ -146,7 +175,8 @@ CREATE TABLE IF NOT EXISTS actions (
     smtp_code INTEGER,
     smtp_reply TEXT,
     source TEXT,
-    record BLOB NOT NULL
+    record BLOB NOT NULL,
+    confirmed INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS actions_open ON actions (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS actions_customer ON actions (customer_id);
@@ -154,6 +184,16 @@ CREATE TABLE IF NOT EXISTS profiles (
     customer_id TEXT PRIMARY KEY,
     as_of REAL NOT NULL,
     record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions_seen (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS profile_offsets (
     topic TEXT NOT NULL,
@@ -183,6 +223,14 @@ class Ledger:
         # customer's data must not stay readable in the file (see ``_drop_old_pages``).
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(actions)")}
+        if "confirmed" not in columns:  # a ledger from before 2026-11-28: its rows were all committed
+            self._db.execute("ALTER TABLE actions ADD COLUMN confirmed INTEGER NOT NULL DEFAULT 1")
+        # This ledger's own id, made once: the sender commits its offsets with it, so it can
+        # tell later whether a commit of its own went through (settle_unconfirmed).
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('ledger_id', ?)", (uuid.uuid4().hex,))
+            self.ledger_id = str(db.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
@@ -192,22 +240,54 @@ class Ledger:
 
     # -- actions ---------------------------------------------------------------------
 
-    def record_consumed(self, actions: Iterable[tuple[Action, str]], *, now: float | None = None) -> list[str]:
+    def record_consumed(self, actions: Iterable[tuple[Action, str]], *, now: float | None = None, confirmed: bool = True,
+                        seen: tuple[str, dict[int, int]] | None = None) -> list[str]:
         """Store new actions as pending (durably, on return); returns the ids that were new.
-        Ids already in the ledger, in any state, are left alone: a redelivery."""
+        Ids already in the ledger, in any state, are left alone: a redelivery.
+
+        ``confirmed=False``: the new rows are not sent until :meth:`confirm` (their Kafka
+        offsets committed), and :meth:`forget_unconfirmed` deletes them. ``seen``: (topic,
+        partition -> next offset) this ledger has read up to, kept in the same transaction
+        (:meth:`seen_offsets`)."""
         now = time.time() if now is None else now
         new: list[str] = []
         with self._transaction() as db:
             for action, source in actions:
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO actions (action_id, customer_id, state, next_attempt_at, consumed_at, updated_at, source, record)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO actions (action_id, customer_id, state, next_attempt_at, consumed_at, updated_at, source, record,"
+                    " confirmed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (action.action_id, action.customer_id, PENDING, min(action.not_before, action.expires_at).timestamp(), now, now, source,
-                     orjson.dumps(action.record)),
+                     orjson.dumps(action.record), confirmed),
                 )
                 if cursor.rowcount:
                     new.append(action.action_id)
+            if seen is not None:
+                _store_offsets(db, "actions_seen", *seen)
         return new
+
+    def confirm(self, action_ids: Sequence[str]) -> None:
+        """The offsets of these actions are committed: they may be sent."""
+        with self._transaction() as db:
+            db.executemany("UPDATE actions SET confirmed = 1 WHERE action_id = ?", [(action_id,) for action_id in action_ids])
+
+    def unconfirmed(self) -> list[tuple[str, str]]:
+        """(action id, source) of the rows not confirmed yet (see :func:`settle_unconfirmed`)."""
+        return [(row[0], row[1] or "") for row in self._db.execute("SELECT action_id, source FROM actions WHERE confirmed = 0")]
+
+    def forget(self, action_ids: Sequence[str]) -> None:
+        """Delete these unconfirmed rows: whoever holds their partitions reads them again."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM actions WHERE action_id = ? AND confirmed = 0", [(action_id,) for action_id in action_ids])
+
+
+    def seen_offsets(self, topic: str) -> dict[int, int]:
+        """partition -> the next offset of ``topic`` this ledger has not read (see
+        :meth:`record_consumed`)."""
+        return _offsets(self._db, "actions_seen", topic)
+
+    def store_seen_offsets(self, topic: str, offsets: dict[int, int]) -> None:
+        with self._transaction() as db:
+            _store_offsets(db, "actions_seen", topic, offsets)
 
     def transition(self, action_id: str, current: str, target: str, *, reason: str | None = None,
                    attempts: int | None = None, next_attempt_at: float | None = None,
@@ -272,7 +352,7 @@ class Ledger:
     def due(self, now: float, *, consumed_before: float, limit: int) -> list[Row]:
         """Pending actions whose time has come, oldest first."""
         cursor = self._db.execute(
-            f"SELECT {_ROW_COLUMNS} FROM actions WHERE state = ? AND next_attempt_at <= ? AND consumed_at <= ?"
+            f"SELECT {_ROW_COLUMNS} FROM actions WHERE state = ? AND next_attempt_at <= ? AND consumed_at <= ? AND confirmed = 1"
             " ORDER BY next_attempt_at, action_id LIMIT ?",
             (PENDING, now, consumed_before, limit),
         )
@@ -332,6 +412,10 @@ class Ledger:
         for values in self._db.execute(query, (state,) if state else ()):
             yield _row(values)
 
+    def unsent_count(self) -> int:
+        """Rows that could still be sent: pending, or unknown (an operator may resend them)."""
+        return int(self._db.execute("SELECT COUNT(*) FROM actions WHERE state IN (?, ?)", (PENDING, UNKNOWN)).fetchone()[0])
+
     def pending_count(self) -> int:
         # Through the (state, next_attempt_at) index: cheap however long the history.
         return int(self._db.execute("SELECT COUNT(*) FROM actions WHERE state = ?", (PENDING,)).fetchone()[0])
@@ -361,12 +445,7 @@ class Ledger:
                     " WHERE excluded.as_of >= profiles.as_of",
                     (profile.customer_id, profile.as_of.timestamp(), orjson.dumps(profile.record)),
                 )
-            for partition, next_offset in offsets.items():
-                db.execute(
-                    "INSERT INTO profile_offsets (topic, partition, next_offset) VALUES (?, ?, ?)"
-                    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                    (topic, partition, next_offset),
-                )
+            _store_offsets(db, "profile_offsets", topic, offsets)
         if deleted:  # a customer erased (the worker's tombstone): nothing of the profile stays
             self._drop_old_pages()
 
@@ -375,8 +454,19 @@ class Ledger:
         return None if values is None else decode_profile(values[0])
 
     def profile_offsets(self, topic: str) -> dict[int, int]:
-        return {partition: offset for partition, offset in self._db.execute(
-            "SELECT partition, next_offset FROM profile_offsets WHERE topic = ?", (topic,))}
+        return _offsets(self._db, "profile_offsets", topic)
+
+
+def _offsets(db: sqlite3.Connection, table: str, topic: str) -> dict[int, int]:
+    return {partition: offset for partition, offset in db.execute(f"SELECT partition, next_offset FROM {table} WHERE topic = ?", (topic,))}
+
+
+def _store_offsets(db: sqlite3.Connection, table: str, topic: str, offsets: dict[int, int]) -> None:
+    db.executemany(
+        f"INSERT INTO {table} (topic, partition, next_offset) VALUES (?, ?, ?)"
+        " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+        [(topic, partition, next_offset) for partition, next_offset in offsets.items()],
+    )
 
 
 def _expires_at(record: bytes) -> float | None:

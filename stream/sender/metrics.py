@@ -39,6 +39,8 @@ class SenderMetrics:
                               ["state"], registry=self.registry)
         self.pending = Gauge("segments_sender_pending", "Actions in the ledger waiting to be sent (held, due or retrying).",
                              registry=self.registry)
+        self.active = Gauge("segments_sender_active", "1 while this sender holds the actions topic's partitions and sends; 0 while it "
+                            "stands by for another sender of its group (stream/sender/assignor.py).", registry=self.registry)
         self.sent.labels("email")
         for reason in (*SKIP_REASONS, SKIP_ERASED):
             self.skipped.labels(reason)
@@ -50,6 +52,12 @@ class SenderMetrics:
         self.last_loop = time.monotonic()
         # Consumers connected and the profiles partitions assigned (``/healthz`` says so).
         self.ready = False
+        self.is_active = False
+
+    def set_active(self, active: bool) -> None:
+        """This sender holds the actions topic's partitions (True) or stands by."""
+        self.is_active = active
+        self.active.set(int(active))
 
     def beat(self) -> None:
         """The main loop is alive (``/healthz``)."""
@@ -79,6 +87,7 @@ class MetricsServer:
                     body: dict[str, Any] = {
                         "status": "ok" if healthy else "stalled",
                         "ready": outer.metrics.ready,
+                        "active": outer.metrics.is_active,
                         "uptime_seconds": round(time.monotonic() - outer.metrics.started, 3),
                         "seconds_since_loop": round(silent, 3),
                     }

@@ -40,10 +40,11 @@ from kafka.structs import OffsetAndMetadata
 
 from stream.clients import KafkaSettings
 from stream.clients.group_consumer import partitions_of, subscribe_when_known
+from stream.sender.assignor import OneActiveSenderAssignor
 from stream.sender.action import IGNORE_MALFORMED, Action, ErasureNotice, Ignored, decode_action, decode_record
 from stream.sender.contacts import Contacts
 from stream.sender.eligibility import SKIP_EXPIRED, SKIP_NO_CONTACT, Due, Expired, Hold, decode_profile, recheck, timing
-from stream.sender.ledger import EXPIRED, FAILED, PENDING, SENDING, SENT, SKIP_ERASED, SKIPPED, UNKNOWN, Ledger, Row
+from stream.sender.ledger import EXPIRED, FAILED, PENDING, SENDING, SENT, SKIP_ERASED, SKIPPED, UNKNOWN, Ledger, Row, parse_source, settle_unconfirmed
 from stream.sender.metrics import SenderMetrics
 from stream.sender.redact import redact
 from stream.sender.render import RenderError, Renderer, build_message, render_context
@@ -57,6 +58,8 @@ log = logging.getLogger("stream.sender")
 CATCH_UP_GRACE_SECONDS = 10.0
 # How often the ledger is pruned (prune_after_days): a full scan of its finished rows.
 PRUNE_EVERY_SECONDS = 3600.0
+# How long a sender taking over may take to read the erasure notices it missed.
+CATCH_UP_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass
@@ -70,11 +73,15 @@ def metadata_max_age_ms(settings: SenderSettings) -> int:
     return int(settings.metadata_refresh_seconds * 1000)
 
 
-def actions_consumer_options(settings: SenderSettings, group_id: str) -> dict[str, Any]:
+def actions_consumer_options(settings: SenderSettings, group_id: str, assignor: OneActiveSenderAssignor) -> dict[str, Any]:
     """How the sender's consumer of the actions topic joins its group and reads."""
     return {
         "group_id": group_id,
         "group_instance_id": settings.group_instance_id,  # static membership, when set
+        # Every partition to one sender, the others stand by (stream/sender/assignor.py).
+        "partition_assignment_strategy": [assignor],
+        "session_timeout_ms": int(settings.session_timeout_seconds * 1000),
+        "heartbeat_interval_ms": int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         # An action from an aborted transaction (the playbook engine under exactly-once)
@@ -107,6 +114,10 @@ class Sender:
         self._profiles: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._next_prune = 0.0  # wall time of the next prune (prune_after_days)
+        self._assignor = OneActiveSenderAssignor()
+        # Holds the actions topic's partitions (and has caught up with the erasure
+        # notices other senders read meanwhile): may send. None: not known yet.
+        self.active: bool | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,15 +126,22 @@ class Sender:
             # See the README: the message may have been accepted before the crash.
             log.error("action %s was being sent when the sender stopped: recorded as unknown, not sent again", action_id)
             self.metrics.unknown.inc()
+        # Rows a crash left between their ledger write and their offsets' commit.
+        self._unsettled = bool(self.ledger.unconfirmed())
         self._connect()
         self.metrics.ready = True
         try:
             while not stop.is_set():
                 self.metrics.beat()
-                self._intake(self._actions.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=500))  # type: ignore[union-attr]
+                batch = self._actions.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=500)  # type: ignore[union-attr]
+                self._follow_assignment()
+                if self._unsettled and not self._settle(batch):
+                    continue
+                self._intake(batch)
                 self._read_profiles(self._profiles.poll(timeout_ms=0, max_records=5000))  # type: ignore[union-attr]
-                self._track_profiles()
-                self._send_due(stop)
+                if self.active:
+                    self._track_profiles()
+                    self._send_due(stop)
                 self.prune_if_due()
                 self.metrics.pending.set(self.ledger.pending_count())
         finally:
@@ -148,7 +166,7 @@ class Sender:
         common = {**self.kafka.kafka_python_kwargs(), "client_id": "segments-sender"}
         topics = self.settings.topics
         self._producer = KafkaProducer(acks="all", linger_ms=5, **common)
-        self._actions = KafkaConsumer(**actions_consumer_options(self.settings, self.group_id), **common)
+        self._actions = KafkaConsumer(**actions_consumer_options(self.settings, self.group_id, self._assignor), **common)
         # Not at construction: kafka-python can hang in a rebalance a just-created
         # actions topic triggers (stream/clients/group_consumer.py).
         subscribe_when_known(self._actions, topics.actions)
@@ -186,6 +204,47 @@ class Sender:
             except Exception:  # closing is best effort: the ledger already holds the truth
                 log.debug("error while closing", exc_info=True)
 
+    # -- active or standing by -----------------------------------------------------------
+
+    def _follow_assignment(self) -> None:
+        """Become active when the group gives this sender the actions topic's partitions,
+        after applying the erasure notices read by whoever held them meanwhile; stand by
+        when they go."""
+        if not self._assignor.assignments:  # not in the group yet
+            return
+        active = bool(self._actions.assignment())  # type: ignore[union-attr]
+        if active == self.active:
+            return
+        if active:
+            self._catch_up_with_erasures()
+            log.info("active: this sender holds the partitions of %s and sends", self.settings.topics.actions)
+        else:
+            log.info("standing by: no partition of %s is this sender's (another sender of group %s holds them, or a rebalance is"
+                     " under way); it sends nothing until they come to it", self.settings.topics.actions, self.group_id)
+        self.active = active
+        self.metrics.set_active(active)
+
+    def _catch_up_with_erasures(self) -> None:
+        """While this sender stood by (or was away), another one may have read an erasure
+        notice for a customer whose unsent actions are in this ledger: read the notices
+        between where this ledger stopped reading each partition and the group's committed
+        offset (where this sender's reading starts) and apply them, before anything is
+        sent. Only needed when something here could still be sent."""
+        topic = self.settings.topics.actions
+        assigned = sorted(self._actions.assignment())  # type: ignore[union-attr]
+        committed = {tp: self._actions.committed(tp) for tp in assigned}  # type: ignore[union-attr]
+        ends = {tp: offset for tp, offset in committed.items() if offset is not None}
+        if self.ledger.unsent_count():
+            seen = self.ledger.seen_offsets(topic)
+            starts = {tp: seen.get(tp.partition) for tp in ends}
+            ranges = {tp: (start, ends[tp]) for tp, start in starts.items() if start is None or start < ends[tp]}
+            if ranges:
+                notices = read_erasure_notices(self.kafka, ranges, timeout=CATCH_UP_TIMEOUT_SECONDS)
+                for notice in notices:
+                    self._erase(notice)
+                log.info("caught up with %d erasure notice(s) read by other senders on %s", len(notices), topic)
+        self.ledger.store_seen_offsets(topic, {tp.partition: offset for tp, offset in ends.items()})
+
     # -- intake -----------------------------------------------------------------------
 
     def _intake(self, batch: dict[TopicPartition, list[Any]]) -> None:
@@ -209,22 +268,51 @@ class Sender:
                 actions.append((decoded, f"{tp.topic}:{tp.partition}:{record.offset}"))
         for future in dead_letters:
             future.get(timeout=60)
+        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, self.ledger.ledger_id, -1) for tp, records in batch.items()}
         # Durable before the offsets move: a crash in between re-reads the records, and the
-        # ledger ignores the ids it has.
-        new = self.ledger.record_consumed(actions, now=self.clock())
+        # ledger ignores the ids it has. Unconfirmed until the commit: if it fails, the
+        # next holder of the partitions reads them again, so this ledger must not send them.
+        seen = (self.settings.topics.actions, {tp.partition: offset.offset for tp, offset in offsets.items()})
+        new = self.ledger.record_consumed(actions, now=self.clock(), confirmed=False, seen=seen)
         if len(new) < len(actions):
             log.info("%d redelivered action(s) already in the ledger", len(actions) - len(new))
         # After the batch's actions: an action of the erased customer read in the same
         # batch, even after the notice (a re-emission), is cancelled too.
         for notice in erasures:
             self._erase(notice)
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
         try:
             self._actions.commit(offsets)  # type: ignore[union-attr]
         except KafkaError as error:
-            # A rebalance took the partitions: the next owner re-reads these records; this
-            # instance already has them in its ledger and sends them.
+            # Most likely a rebalance took the partitions, and their next holder reads these
+            # records again; the next round settles which went through.
             log.warning("could not commit action offsets (%s); the records will be read again", error)
+            self._unsettled = True
+            return
+        self.ledger.confirm(new)
+
+    def _settle(self, batch: dict[TopicPartition, list[Any]]) -> bool:
+        """Confirm or forget the unconfirmed rows (:func:`settle_unconfirmed`), before a
+        batch that may read them again is taken in. False if the broker could not say:
+        the batch is read again later."""
+        rows = self.ledger.unconfirmed()
+        partitions = {TopicPartition(where[0], where[1]) for where in (parse_source(source) for _, source in rows) if where is not None}
+        try:
+            committed = {
+                (tp.topic, tp.partition): None if last is None else (last.offset, last.metadata)
+                for tp in partitions for last in [self._actions.committed(tp, metadata=True)]  # type: ignore[union-attr]
+            }
+        except KafkaError as error:
+            log.warning("cannot read the committed offsets of the actions topic (%s); trying again", error)
+            for tp, records in batch.items():
+                self._actions.seek(tp, records[0].offset)  # type: ignore[union-attr]
+            return False
+        confirm, forget = settle_unconfirmed(rows, committed, self.ledger.ledger_id)
+        self.ledger.confirm(confirm)
+        self.ledger.forget(forget)
+        if forget:
+            log.info("%d action(s) read but not committed forgotten: whoever holds their partitions reads them again", len(forget))
+        self._unsettled = False
+        return True
 
     def _erase(self, notice: ErasureNotice) -> None:
         cancelled = self.ledger.erase(notice.customer_id, erased_at=notice.at.timestamp(), now=self.clock())
@@ -302,6 +390,8 @@ class Sender:
     # -- sending -----------------------------------------------------------------------
 
     def _poll_timeout(self) -> float:
+        if not self.active:
+            return self.settings.poll_seconds
         next_at = self.ledger.next_attempt_at()
         if next_at is None:
             return self.settings.poll_seconds
@@ -428,6 +518,34 @@ class Sender:
             self.ledger.transition(row.action_id, PENDING, PENDING, attempts=attempts, next_attempt_at=self.clock() + delay,
                                    reason=f"retrying after {type(error).__name__}")
             self.metrics.failed.labels("transient").inc()
+
+
+def read_erasure_notices(kafka: KafkaSettings, ranges: dict[TopicPartition, tuple[int | None, int]], *,
+                         timeout: float) -> list[ErasureNotice]:
+    """The erasure notices at offsets [start, end) of each partition (start None: from
+    the partition's beginning), in offset order per partition; raises if they cannot be
+    read within ``timeout`` seconds (a sender must not send without them)."""
+    consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
+                             **kafka.kafka_python_kwargs(), client_id="segments-sender-catch-up")
+    try:
+        consumer.assign(sorted(ranges))
+        for tp, (start, _) in ranges.items():
+            if start is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, start)
+        notices: list[ErasureNotice] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end for tp, (_, end) in ranges.items()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not read the erasure notices of {sorted(ranges)} within {timeout:.0f} s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                end = ranges[tp][1]
+                notices.extend(decoded for record in records if record.offset < end
+                               for decoded in [decode_record(record.value)] if isinstance(decoded, ErasureNotice))
+        return notices
+    finally:
+        consumer.close(autocommit=False)
 
 
 def _iso(at: float) -> str:

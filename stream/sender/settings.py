@@ -60,9 +60,12 @@ class SenderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     group_id: str = "segments-sender"
-    # Static group membership, as the worker's (README): a sender restarted within the
-    # consumer's session (10 s) takes its partitions back with no rebalance.
+    # Static group membership, as the worker's (README): a sender restarted within its
+    # session takes its partitions back with no rebalance.
     group_instance_id: GroupInstanceId | None = None
+    # A crashed sender's partitions go to a standby sender of the group after this.
+    # (6 s and 30 min are the broker's default bounds.)
+    session_timeout_seconds: float = Field(45.0, ge=6, le=1800)
     topics: SenderTopics = Field(default_factory=SenderTopics)
     # Partitions of the topics the sender creates when they are missing.
     partitions: int = Field(4, ge=1, le=1024)

@@ -4,6 +4,7 @@ ledger folder, metrics port)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sqlite3
@@ -51,6 +52,22 @@ class SenderNamespace:
         )
         self.process: subprocess.Popen | None = None
         self.log = tmp_path / "sender.log"
+        self.owns_sink = True
+
+    def another_instance(self, name: str) -> "SenderNamespace":
+        """A second sender of the same group, topics and SMTP server, with its own ledger
+        folder, log and metrics port."""
+        other = copy.copy(self)
+        other.data_dir = self.tmp_path / f"sender-data-{name}"
+        other.metrics_port = free_port()
+        other.log = self.tmp_path / f"sender-{name}.log"
+        other.config = self.tmp_path / f"segments-{name}.toml"
+        other.config.write_text(self.config.read_text()
+                                .replace(f'data_dir = "{self.data_dir}"', f'data_dir = "{other.data_dir}"')
+                                .replace(f"metrics_port = {self.metrics_port}\n", f"metrics_port = {other.metrics_port}\n"))
+        other.process = None
+        other.owns_sink = False
+        return other
 
     # -- the sender process -----------------------------------------------------------
 
@@ -79,7 +96,8 @@ class SenderNamespace:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
-        self.sink.stop()
+        if self.owns_sink:
+            self.sink.stop()
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,12 +1,14 @@
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from stream.sender.action import Action, decode_action
 from stream.sender.eligibility import Expired, decode_profile, timing
 from stream.sender.ledger import (EXPIRED, FAILED, PENDING, SENDING, SENT, SKIPPED, STATES, TERMINAL, TRANSITIONS, UNKNOWN, Ledger,
-                                  LedgerError, allowed)
+                                  LedgerError, allowed, settle_unconfirmed)
 from tests.unit.sender.helpers import action_record, encoded, profile_record
 
 
@@ -162,3 +164,50 @@ def test_prune_deletes_finished_actions_that_expired_before_the_cutoff(tmp_path:
     # the sender records it so and sends nothing.
     assert ledger.record_consumed([(old_sent, "t:0:0")], now=4.0) == [old_sent.action_id]
     assert isinstance(timing(old_sent, now), Expired)
+
+
+def test_an_unconfirmed_action_is_not_sent_until_confirmed_and_can_be_forgotten(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    kept, dropped = _action(), _action()
+    new = ledger.record_consumed([(kept, "actions:0:7"), (dropped, "actions:1:3")], now=100.0, confirmed=False,
+                                 seen=("actions", {0: 8, 1: 4}))
+    assert new == [kept.action_id, dropped.action_id]
+    assert ledger.due(10**10, consumed_before=10**10, limit=10) == []  # read, but its offset not committed yet
+    assert sorted(ledger.unconfirmed()) == sorted([(kept.action_id, "actions:0:7"), (dropped.action_id, "actions:1:3")])
+    assert ledger.seen_offsets("actions") == {0: 8, 1: 4} and ledger.seen_offsets("other") == {}
+    ledger.confirm([kept.action_id])
+    ledger.forget([dropped.action_id, kept.action_id])  # only unconfirmed rows go
+    assert [row.action_id for row in ledger.due(10**10, consumed_before=10**10, limit=10)] == [kept.action_id]
+    assert ledger.get(dropped.action_id) is None and ledger.unconfirmed() == []
+    # Read again (it was not committed): it comes back as new.
+    assert ledger.record_consumed([(dropped, "actions:1:3")], confirmed=False) == [dropped.action_id]
+
+
+def test_unconfirmed_rows_are_confirmed_only_when_this_ledgers_commit_went_past_them() -> None:
+    rows = [("a", "actions:0:5"), ("b", "actions:0:9"), ("c", "actions:1:2"), ("d", "actions:2:0"), ("e", "garbage")]
+    committed = {("actions", 0): (6, "me"), ("actions", 1): (10, "someone-else"), ("actions", 2): None}
+    confirm, forget = settle_unconfirmed(rows, committed, "me")
+    # a: committed past it by this ledger. b: the commit stopped before it. c: another sender
+    # committed since (it may have read c). d: nothing committed. e: unreadable.
+    assert (confirm, forget) == (["a"], ["b", "c", "d", "e"])
+
+
+def test_a_ledger_from_before_confirmations_opens_with_its_rows_confirmed(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    old = sqlite3.connect(path)
+    action = _action()
+    old.executescript(
+        "CREATE TABLE actions (action_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
+        " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, consumed_at REAL NOT NULL, updated_at REAL NOT NULL,"
+        " smtp_code INTEGER, smtp_reply TEXT, source TEXT, record BLOB NOT NULL);"
+    )
+    old.execute("INSERT INTO actions (action_id, customer_id, state, next_attempt_at, consumed_at, updated_at, source, record)"
+                " VALUES (?, ?, 'pending', 0, 0, 0, 't:0:0', ?)", (action.action_id, action.customer_id, orjson.dumps(action.record)))
+    old.commit()
+    old.close()
+    ledger = Ledger(path)
+    assert [row.action_id for row in ledger.due(10**10, consumed_before=10**10, limit=10)] == [action.action_id]
+    first_id = ledger.ledger_id
+    ledger.close()
+    assert Ledger(path).ledger_id == first_id and len(first_id) == 32  # made once, kept
+    assert Ledger(tmp_path / "other.sqlite3").ledger_id != first_id

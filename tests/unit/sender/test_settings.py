@@ -44,11 +44,14 @@ def test_bad_sender_tables_name_file_field_and_reason(tmp_path: Path, table: str
 
 
 def test_static_membership_reaches_the_actions_consumer(tmp_path: Path) -> None:
+    from stream.sender.assignor import OneActiveSenderAssignor
     from stream.sender.runner import actions_consumer_options
 
     config = tmp_path / "segments.toml"
     config.write_text('[sender]\ngroup_instance_id = "sender-1"\n')
-    options = actions_consumer_options(load_sender_settings(config, environ={}), "segments-sender")
+    assignor = OneActiveSenderAssignor()
+    options = actions_consumer_options(load_sender_settings(config, environ={}), "segments-sender", assignor)
     assert options["group_instance_id"] == "sender-1" and options["group_id"] == "segments-sender"
     assert options["isolation_level"] == "read_committed"
-    assert actions_consumer_options(load_sender_settings(None, environ={}), "g")["group_instance_id"] is None
+    assert options["partition_assignment_strategy"] == [assignor]  # one active sender (no other assignor to fall back on)
+    assert actions_consumer_options(load_sender_settings(None, environ={}), "g", assignor)["group_instance_id"] is None

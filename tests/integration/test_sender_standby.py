@@ -1,0 +1,115 @@
+"""Two `segments sender` processes in one group, real broker, one SMTP server: one sends,
+the other stands by and takes over when the first dies; the one coming back later
+applies the erasure notices it missed before sending anything of its own."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient
+
+from stream.sender.sink import SinkHandler
+from tests.integration.sender_harness import SenderNamespace
+from tests.integration.test_sender import _contacts, make_namespace  # noqa: F401 (a fixture)
+from tests.unit.sender.helpers import action_record
+from tests.unit.sender.test_erasure import notice_record
+
+pytestmark = pytest.mark.integration
+
+ERASED = "erased-1"
+HELD_SECONDS = 45  # the erased customer's action is due this long after it is produced
+
+
+def group_members(ns: SenderNamespace) -> list[dict[str, Any]]:
+    """The sender group's members, once the group is stable (else [])."""
+    admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
+    try:
+        group = ns.config.read_text().split('group_id = "', 1)[1].split('"', 1)[0]
+        description = admin.describe_groups([group]).get(group, {})
+    finally:
+        admin.close()
+    return list(description.get("members") or []) if description.get("group_state") == "Stable" else []
+
+
+def partitions_held(member: dict[str, Any]) -> int:
+    assignment = member.get("member_assignment") or {}
+    return sum(len(item["partitions"]) for item in assignment.get("assigned_partitions") or [])
+
+
+def immediate(customers: list[str]) -> list[dict[str, Any]]:
+    return [action_record(customer_id=customer, recheck=[]) for customer in customers]
+
+
+@pytest.mark.timeout(300)
+def test_one_sender_of_a_group_sends_the_other_stands_by_takes_over_and_misses_no_erasure(make_namespace) -> None:  # noqa: F811
+    batches = [[f"b{batch}-{n}" for n in range(count)] for batch, count in ((1, 6), (2, 4), (3, 3))]
+    handler = SinkHandler()
+    # A killed sender's partitions move after 10 s instead of 45.
+    first = make_namespace(contacts=_contacts(ERASED, *(c for batch in batches for c in batch)), handler=handler,
+                           extra="session_timeout_seconds = 10")
+    second = first.another_instance("second")
+    try:
+        first.start()
+        first.wait_for(lambda: first.health().get("active") is True, 60, "the first sender active")
+        second.start()
+        # The second joins the group and gets nothing: the first keeps every partition.
+        second.wait_for(lambda: sorted(map(partitions_held, group_members(first))) == [0, 2], 60, "a stable group of two")
+        assert first.health()["active"] is True and second.health()["active"] is False
+
+        produced_at = datetime.now(UTC)
+        held = action_record(customer_id=ERASED, recheck=[], not_before=produced_at + timedelta(seconds=HELD_SECONDS))
+        actions = immediate(batches[0])
+        expected = {a["action_id"] for a in actions}
+        first.produce("actions", [*actions, held])
+        first.wait_for(lambda: set(first.received_ids()) == {a["action_id"] for a in actions}, 60, "the first batch sent")
+        first.wait_for(lambda: first.states().get(held["action_id"]) == "pending", 30, "the held action in the first's ledger")
+        assert second.ledger() == {}, "the standby read nothing"
+
+        # The first dies: after its session the second takes over, and reads the erased
+        # customer's erasure notice, which the first, holding their action, never sees.
+        first.kill()
+        second.wait_for(lambda: second.health().get("active") is True, 60, "the second sender taking over")
+        notice = notice_record(customer_id=ERASED, at=datetime.now(UTC))
+        actions = immediate(batches[1])
+        expected |= {a["action_id"] for a in actions}
+        second.produce("actions", [notice, *actions])
+        second.wait_for(lambda: {a["action_id"] for a in actions} <= set(second.received_ids()), 60, "the second batch sent")
+        second.wait_for(lambda: second.metric("segments_sender_erasures_total") == 1, 30, "the notice applied by the second")
+
+        # The first comes back with its ledger, stands by, and sends nothing of it, not even
+        # the held action once it is due.
+        first.start()
+        first.wait_for(lambda: sorted(map(partitions_held, group_members(first))) == [0, 2], 60, "a stable group of two again")
+        assert first.health()["active"] is False and second.health()["active"] is True
+        wait = (produced_at + timedelta(seconds=HELD_SECONDS + 3) - datetime.now(UTC)).total_seconds()
+        assert wait > 0, "the held action came due before the first sender stood by again"
+        time.sleep(wait)
+        assert held["action_id"] not in first.received_ids()
+
+        # The second stops: the first takes over, applies the notice it missed, and the
+        # erased customer's action is never sent.
+        assert second.stop() == 0
+        first.wait_for(lambda: first.health().get("active") is True, 60, "the first sender taking over again")
+        first.wait_for(lambda: first.states().get(held["action_id"]) == "skipped", 30, "the held action cancelled")
+        assert first.ledger()[held["action_id"]]["reason"] == "erased"
+        assert "caught up with 1 erasure notice(s) read by other senders" in first.log.read_text()
+        actions = immediate(batches[2])
+        expected |= {a["action_id"] for a in actions}
+        first.produce("actions", actions)
+        first.wait_for(lambda: {a["action_id"] for a in actions} <= set(first.received_ids()), 60, "the third batch sent")
+        time.sleep(2)
+
+        received = Counter(first.received_ids())  # the two senders' SMTP server
+        assert all(count == 1 for count in received.values()), f"delivered twice: {[i for i, n in received.items() if n > 1]}"
+        assert set(received) == expected and held["action_id"] not in received
+        # Each action is in the ledger of the sender that read it, and only there.
+        first_sent = {i for i, row in first.ledger().items() if row["state"] == "sent"}
+        second_sent = {i for i, row in second.ledger().items() if row["state"] == "sent"}
+        assert first_sent | second_sent == expected and not first_sent & second_sent
+        assert len(second_sent) == len(batches[1])
+    finally:
+        second.close()
