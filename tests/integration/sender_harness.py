@@ -71,10 +71,12 @@ class SenderNamespace:
 
     # -- the sender process -----------------------------------------------------------
 
-    def start(self, ready_timeout: float = 60) -> None:
+    def start(self, ready_timeout: float = 60, command: list[str] | None = None) -> None:
+        """``command``: what runs the sender instead of the `segments` command (taking the
+        same arguments)."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [SEGMENTS, "--config", str(self.config), "sender", "-l", "info"],
+                [*(command or [SEGMENTS]), "--config", str(self.config), "sender", "-l", "info"],
                 env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}, stdout=log, stderr=subprocess.STDOUT,
             )
         self.wait_for(lambda: self.health().get("ready") is True, ready_timeout, "the sender to be ready")

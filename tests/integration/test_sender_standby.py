@@ -4,9 +4,11 @@ applies the erasure notices it missed before sending anything of its own."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 ERASED = "erased-1"
 HELD_SECONDS = 45  # the erased customer's action is due this long after it is produced
+STALLED_COMMIT_SENDER = Path(__file__).parent / "apps" / "stalled_commit_sender.py"
 
 
 def group_members(ns: SenderNamespace) -> list[dict[str, Any]]:
@@ -111,5 +114,48 @@ def test_one_sender_of_a_group_sends_the_other_stands_by_takes_over_and_misses_n
         second_sent = {i for i, row in second.ledger().items() if row["state"] == "sent"}
         assert first_sent | second_sent == expected and not first_sent & second_sent
         assert len(second_sent) == len(batches[1])
+    finally:
+        second.close()
+
+
+@pytest.mark.timeout(300)
+def test_actions_read_by_a_sender_that_died_before_committing_are_sent_once_by_the_one_that_took_over(make_namespace) -> None:  # noqa: F811
+    """The active sender writes a batch to its ledger and dies before committing the
+    offsets: the standby taking over reads and sends the batch; when the first comes back
+    and becomes active again, it forgets the rows whose commit was not its own instead of
+    sending them a second time."""
+    customers = [f"c{n}" for n in range(5)]
+    first = make_namespace(contacts=_contacts(*customers), extra="session_timeout_seconds = 10")
+    second = first.another_instance("second")
+    try:
+        first.start(command=[sys.executable, str(STALLED_COMMIT_SENDER)])
+        first.wait_for(lambda: first.health().get("active") is True, 60, "the first sender active")
+        second.start()
+        second.wait_for(lambda: sorted(map(partitions_held, group_members(first))) == [0, 2], 60, "a stable group of two")
+
+        actions = immediate(customers)
+        ids = {a["action_id"] for a in actions}
+        first.produce("actions", actions)
+        first.wait_for(lambda: "STALLED" in first.log.read_text(), 60, "the first sender stalled before its commit")
+        # Read into its ledger (the first poll's records: some or all of them), neither
+        # confirmed nor sent.
+        stalled = first.ledger()
+        assert stalled and set(stalled) <= ids
+        assert {(row["state"], row["confirmed"]) for row in stalled.values()} == {("pending", 0)}
+        first.kill()
+
+        second.wait_for(lambda: set(second.received_ids()) == ids, 60, "the batch sent by the second sender")
+        first.start()
+        first.wait_for(lambda: sorted(map(partitions_held, group_members(first))) == [0, 2], 60, "a stable group of two again")
+        assert second.stop() == 0
+        first.wait_for(lambda: first.health().get("active") is True, 60, "the first sender taking over")
+        first.wait_for(lambda: first.ledger() == {}, 30, "the unconfirmed rows forgotten")
+        assert f"{len(stalled)} action(s) read but not committed forgotten" in first.log.read_text()
+
+        again = immediate(["c0"])  # the first sends, as active sender, what comes next
+        first.produce("actions", again)
+        first.wait_for(lambda: again[0]["action_id"] in first.received_ids(), 60, "a new action sent by the first sender")
+        time.sleep(2)
+        assert Counter(first.received_ids()) == Counter({*ids, again[0]["action_id"]}), "an action delivered twice, or lost"
     finally:
         second.close()
