@@ -5,7 +5,9 @@ Functional core, imperative shell. Pure, testable without Kafka or SMTP:
 - ``action.py``: decoding an action record and deciding whether the sender handles it;
 - ``eligibility.py``: when an action is due, expired, or no longer wanted (send-time re-check);
 - ``retry.py``: which SMTP failures are transient, permanent or in doubt; backoff;
-- ``ledger.py`` (its ``TRANSITIONS``): the per-action state machine;
+- ``ledger.py`` (its ``TRANSITIONS``, ``settle_unconfirmed``): the per-action state
+  machine, and which rows read before a lost commit this ledger may keep;
+- ``assignor.py``: one active sender per group, the others standing by;
 - ``render.py``: Jinja2 templates to a message; ``contacts.py``: customer id to address.
 
 The shell: ``ledger.py`` (SQLite), ``smtp.py`` (smtplib), ``runner.py`` (the Kafka loop),

@@ -5,7 +5,9 @@ action"):
 
 1. an action is written here as ``pending`` before its Kafka offset is committed, so a
    crash re-reads it at worst, and ``INSERT OR IGNORE`` on ``action_id`` makes the
-   re-read a no-op;
+   re-read a no-op. It is sent only once confirmed (its commit returned, or was found to
+   be this ledger's: :func:`settle_unconfirmed`), as another sender of the group may
+   read it again after a commit that did not go through;
 2. ``sending`` is made durable right before the SMTP end-of-data marker goes out, the
    only moment a server can accept the message;
 3. ``sent`` is written right after the 250 reply;

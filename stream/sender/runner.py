@@ -3,9 +3,10 @@
 One thread does everything in order, which is what makes the ledger argument simple:
 
 1. poll ``playbook-actions`` (group consumer, ``read_committed``); write every email
-   action as ``pending`` in one SQLite transaction, then apply the erasure notices
-   (cancel and redact the customer's actions, ``Ledger.erase``); only then commit the
-   offsets;
+   action as ``pending`` and unconfirmed in one SQLite transaction, then apply the
+   erasure notices (cancel and redact the customer's actions, ``Ledger.erase``); only
+   then commit the offsets, and confirm the rows. The group has one active sender
+   (``assignor.py``): a standby reads and sends nothing;
 2. poll ``customer-profiles`` (all partitions, no group: every sender instance needs
    every customer's profile); store the newest profile per customer with the offsets;
 3. send the due actions: timing, re-check, contact, render, SMTP, each outcome written
