@@ -61,6 +61,9 @@ CATCH_UP_GRACE_SECONDS = 10.0
 PRUNE_EVERY_SECONDS = 3600.0
 # How long a sender taking over may take to read the erasure notices it missed.
 CATCH_UP_TIMEOUT_SECONDS = 120.0
+# How often a standby sender applies the erasure notices the active one read, so no
+# ledger keeps an erased customer's rows for longer.
+STANDBY_CATCH_UP_SECONDS = 60.0
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Sender:
         # Holds the actions topic's partitions (and has caught up with the erasure
         # notices other senders read meanwhile): may send. None: not known yet.
         self.active: bool | None = None
+        self._caught_up_at = -STANDBY_CATCH_UP_SECONDS  # monotonic time of the last catch-up
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -136,13 +140,16 @@ class Sender:
                 self.metrics.beat()
                 batch = self._actions.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=500)  # type: ignore[union-attr]
                 self._follow_assignment()
-                if self._unsettled and not self._settle(batch):
+                if (not self.active and batch) or (self._unsettled and not self._settle()):
+                    self._read_again(batch)
                     continue
                 self._intake(batch)
                 self._read_profiles(self._profiles.poll(timeout_ms=0, max_records=5000))  # type: ignore[union-attr]
                 if self.active:
                     self._track_profiles()
                     self._send_due(stop)
+                elif self.active is False:
+                    self._catch_up_while_standing_by()
                 self.prune_if_due()
                 self.metrics.pending.set(self.ledger.pending_count())
         finally:
@@ -217,34 +224,53 @@ class Sender:
         if active == self.active:
             return
         if active:
-            self._catch_up_with_erasures()
-            log.info("active: this sender holds the partitions of %s and sends", self.settings.topics.actions)
+            try:
+                self._catch_up_with_erasures(sorted(self._actions.assignment()))  # type: ignore[union-attr]
+            except (KafkaError, RuntimeError) as error:  # not active yet: again next round
+                log.warning("holding the partitions of %s, but could not read the erasure notices other senders read (%s);"
+                            " sending nothing until it can", self.settings.topics.actions, error)
+                active = False
+            else:
+                log.info("active: this sender holds the partitions of %s and sends", self.settings.topics.actions)
         else:
             log.info("standing by: no partition of %s is this sender's (another sender of group %s holds them, or a rebalance is"
                      " under way); it sends nothing until they come to it", self.settings.topics.actions, self.group_id)
         self.active = active
         self.metrics.set_active(active)
 
-    def _catch_up_with_erasures(self) -> None:
-        """While this sender stood by (or was away), another one may have read an erasure
-        notice for a customer whose unsent actions are in this ledger: read the notices
-        between where this ledger stopped reading each partition and the group's committed
-        offset (where this sender's reading starts) and apply them, before anything is
-        sent. Only needed when something here could still be sent."""
+    def _catch_up_with_erasures(self, partitions: list[TopicPartition]) -> None:
+        """Another sender may have read an erasure notice for a customer this ledger holds
+        rows of (unsent actions from when this sender was last active, or sent ones to
+        redact): read the notices of ``partitions`` between where this ledger stopped
+        reading each and the group's committed offset, and apply them. Run by a standby
+        every ``STANDBY_CATCH_UP_SECONDS``, and by a sender becoming active before it
+        sends anything (its own reading starts at those committed offsets)."""
         topic = self.settings.topics.actions
-        assigned = sorted(self._actions.assignment())  # type: ignore[union-attr]
-        committed = {tp: self._actions.committed(tp) for tp in assigned}  # type: ignore[union-attr]
+        committed = {tp: self._actions.committed(tp) for tp in partitions}  # type: ignore[union-attr]
         ends = {tp: offset for tp, offset in committed.items() if offset is not None}
-        if self.ledger.unsent_count():
-            seen = self.ledger.seen_offsets(topic)
-            starts = {tp: seen.get(tp.partition) for tp in ends}
-            ranges = {tp: (start, ends[tp]) for tp, start in starts.items() if start is None or start < ends[tp]}
+        seen = self.ledger.seen_offsets(topic)
+        if self.ledger.has_rows():
+            # A partition this ledger never read may still hold notices for its customers
+            # (their actions came from another partition before the topic grew).
+            ranges = {tp: (seen.get(tp.partition), end) for tp, end in ends.items() if seen.get(tp.partition, -1) < end}
             if ranges:
                 notices = read_erasure_notices(self.kafka, ranges, timeout=CATCH_UP_TIMEOUT_SECONDS)
                 for notice in notices:
                     self._erase(notice)
-                log.info("caught up with %d erasure notice(s) read by other senders on %s", len(notices), topic)
-        self.ledger.store_seen_offsets(topic, {tp.partition: offset for tp, offset in ends.items()})
+                if notices:
+                    log.info("caught up with %d erasure notice(s) read by other senders on %s", len(notices), topic)
+        self.ledger.store_seen_offsets(topic, {tp.partition: max(end, seen.get(tp.partition, end)) for tp, end in ends.items()})
+        self._caught_up_at = time.monotonic()
+
+    def _catch_up_while_standing_by(self) -> None:
+        if time.monotonic() - self._caught_up_at < STANDBY_CATCH_UP_SECONDS:
+            return
+        topic = self.settings.topics.actions
+        try:
+            self._catch_up_with_erasures([TopicPartition(topic, p) for p in sorted(partitions_of(self._actions, topic))])  # type: ignore[arg-type]
+        except (KafkaError, RuntimeError) as error:  # the broker away: again next round
+            log.warning("could not read the erasure notices of %s (%s); trying again", topic, error)
+            self._caught_up_at = time.monotonic()
 
     # -- intake -----------------------------------------------------------------------
 
@@ -291,10 +317,14 @@ class Sender:
             return
         self.ledger.confirm(new)
 
-    def _settle(self, batch: dict[TopicPartition, list[Any]]) -> bool:
+    def _read_again(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Leave a batch for later: the consumer reads it again."""
+        for tp, records in batch.items():
+            self._actions.seek(tp, records[0].offset)  # type: ignore[union-attr]
+
+    def _settle(self) -> bool:
         """Confirm or forget the unconfirmed rows (:func:`settle_unconfirmed`), before a
-        batch that may read them again is taken in. False if the broker could not say:
-        the batch is read again later."""
+        batch that may read them again is taken in. False if the broker could not say."""
         rows = self.ledger.unconfirmed()
         partitions = {TopicPartition(where[0], where[1]) for where in (parse_source(source) for _, source in rows) if where is not None}
         try:
@@ -304,8 +334,6 @@ class Sender:
             }
         except KafkaError as error:
             log.warning("cannot read the committed offsets of the actions topic (%s); trying again", error)
-            for tp, records in batch.items():
-                self._actions.seek(tp, records[0].offset)  # type: ignore[union-attr]
             return False
         confirm, forget = settle_unconfirmed(rows, committed, self.ledger.ledger_id)
         self.ledger.confirm(confirm)
@@ -524,8 +552,9 @@ class Sender:
 def read_erasure_notices(kafka: KafkaSettings, ranges: dict[TopicPartition, tuple[int | None, int]], *,
                          timeout: float) -> list[ErasureNotice]:
     """The erasure notices at offsets [start, end) of each partition (start None: from
-    the partition's beginning), in offset order per partition; raises if they cannot be
-    read within ``timeout`` seconds (a sender must not send without them)."""
+    the partition's beginning), in offset order per partition; raises RuntimeError if
+    reading makes no progress for ``timeout`` seconds (a sender must not send without
+    them)."""
     consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
                              **kafka.kafka_python_kwargs(), client_id="segments-sender-catch-up")
     try:
@@ -539,8 +568,11 @@ def read_erasure_notices(kafka: KafkaSettings, ranges: dict[TopicPartition, tupl
         deadline = time.monotonic() + timeout
         while any(consumer.position(tp) < end for tp, (_, end) in ranges.items()):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"could not read the erasure notices of {sorted(ranges)} within {timeout:.0f} s")
-            for tp, records in consumer.poll(timeout_ms=500).items():
+                raise RuntimeError(f"no progress reading the erasure notices of {sorted(ranges)} for {timeout:.0f} s")
+            batch = consumer.poll(timeout_ms=500)
+            if batch:
+                deadline = time.monotonic() + timeout
+            for tp, records in batch.items():
                 end = ranges[tp][1]
                 notices.extend(decoded for record in records if record.offset < end
                                for decoded in [decode_record(record.value)] if isinstance(decoded, ErasureNotice))

@@ -22,8 +22,8 @@ from tests.unit.sender.test_erasure import notice_record
 
 pytestmark = pytest.mark.integration
 
-ERASED = "erased-1"
-HELD_SECONDS = 45  # the erased customer's action is due this long after it is produced
+ERASED = ("erased-1", "erased-2")
+HELD_SECONDS = 45  # the erased customers' actions are due this long after they are produced
 STALLED_COMMIT_SENDER = Path(__file__).parent / "apps" / "stalled_commit_sender.py"
 
 
@@ -49,10 +49,14 @@ def immediate(customers: list[str]) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(300)
 def test_one_sender_of_a_group_sends_the_other_stands_by_takes_over_and_misses_no_erasure(make_namespace) -> None:  # noqa: F811
+    """Two customers' actions are held in the first sender's ledger when it dies; the
+    second takes over and reads both customers' erasure notices: one before the first
+    comes back as standby (which applies it at once, as a standby does every minute), the
+    other while it stands by (applied as it takes over again, before it sends)."""
     batches = [[f"b{batch}-{n}" for n in range(count)] for batch, count in ((1, 6), (2, 4), (3, 3))]
     handler = SinkHandler()
     # A killed sender's partitions move after 10 s instead of 45.
-    first = make_namespace(contacts=_contacts(ERASED, *(c for batch in batches for c in batch)), handler=handler,
+    first = make_namespace(contacts=_contacts(*ERASED, *(c for batch in batches for c in batch)), handler=handler,
                            extra="session_timeout_seconds = 10")
     second = first.another_instance("second")
     try:
@@ -64,42 +68,47 @@ def test_one_sender_of_a_group_sends_the_other_stands_by_takes_over_and_misses_n
         assert first.health()["active"] is True and second.health()["active"] is False
 
         produced_at = datetime.now(UTC)
-        held = action_record(customer_id=ERASED, recheck=[], not_before=produced_at + timedelta(seconds=HELD_SECONDS))
+        held = {customer: action_record(customer_id=customer, recheck=[], not_before=produced_at + timedelta(seconds=HELD_SECONDS))
+                for customer in ERASED}
+        held_ids = {record["action_id"] for record in held.values()}
         actions = immediate(batches[0])
         expected = {a["action_id"] for a in actions}
-        first.produce("actions", [*actions, held])
-        first.wait_for(lambda: set(first.received_ids()) == {a["action_id"] for a in actions}, 60, "the first batch sent")
-        first.wait_for(lambda: first.states().get(held["action_id"]) == "pending", 30, "the held action in the first's ledger")
+        first.produce("actions", [*actions, *held.values()])
+        first.wait_for(lambda: set(first.received_ids()) == expected, 60, "the first batch sent")
+        first.wait_for(lambda: {first.states().get(i) for i in held_ids} == {"pending"}, 30, "the held actions in the first's ledger")
         assert second.ledger() == {}, "the standby read nothing"
 
-        # The first dies: after its session the second takes over, and reads the erased
-        # customer's erasure notice, which the first, holding their action, never sees.
+        # The first dies: after its session the second takes over, and reads an erasure
+        # notice for the first held action's customer.
         first.kill()
         second.wait_for(lambda: second.health().get("active") is True, 60, "the second sender taking over")
-        notice = notice_record(customer_id=ERASED, at=datetime.now(UTC))
         actions = immediate(batches[1])
         expected |= {a["action_id"] for a in actions}
-        second.produce("actions", [notice, *actions])
+        second.produce("actions", [notice_record(customer_id=ERASED[0], at=datetime.now(UTC)), *actions])
         second.wait_for(lambda: {a["action_id"] for a in actions} <= set(second.received_ids()), 60, "the second batch sent")
-        second.wait_for(lambda: second.metric("segments_sender_erasures_total") == 1, 30, "the notice applied by the second")
+        second.wait_for(lambda: second.metric("segments_sender_erasures_total") == 1, 30, "the first notice applied by the second")
 
-        # The first comes back with its ledger, stands by, and sends nothing of it, not even
-        # the held action once it is due.
+        # The first comes back with its ledger, stands by, and applies that notice.
         first.start()
         first.wait_for(lambda: sorted(map(partitions_held, group_members(first))) == [0, 2], 60, "a stable group of two again")
+        first.wait_for(lambda: first.states()[held[ERASED[0]]["action_id"]] == "skipped", 30, "the standby applying the first notice")
         assert first.health()["active"] is False and second.health()["active"] is True
+        # The second notice comes while it stands by, within its minute between catch-ups.
+        second.produce("actions", [notice_record(customer_id=ERASED[1], at=datetime.now(UTC))])
+        second.wait_for(lambda: second.metric("segments_sender_erasures_total") == 2, 30, "the second notice applied by the second")
+        # Standing by, it sends nothing, not even the other held action once it is due.
         wait = (produced_at + timedelta(seconds=HELD_SECONDS + 3) - datetime.now(UTC)).total_seconds()
-        assert wait > 0, "the held action came due before the first sender stood by again"
+        assert wait > 0, "the held actions came due before the first sender stood by again"
         time.sleep(wait)
-        assert held["action_id"] not in first.received_ids()
+        assert first.states()[held[ERASED[1]]["action_id"]] == "pending" and not held_ids & set(first.received_ids())
 
-        # The second stops: the first takes over, applies the notice it missed, and the
-        # erased customer's action is never sent.
+        # The second stops: the first takes over, applies the notice it missed before
+        # sending anything, and the due action of the erased customer is never sent.
         assert second.stop() == 0
         first.wait_for(lambda: first.health().get("active") is True, 60, "the first sender taking over again")
-        first.wait_for(lambda: first.states().get(held["action_id"]) == "skipped", 30, "the held action cancelled")
-        assert first.ledger()[held["action_id"]]["reason"] == "erased"
-        assert "caught up with 1 erasure notice(s) read by other senders" in first.log.read_text()
+        first.wait_for(lambda: first.states()[held[ERASED[1]]["action_id"]] == "skipped", 30, "the second held action cancelled")
+        assert {first.ledger()[i]["reason"] for i in held_ids} == {"erased"}
+        assert first.log.read_text().count("caught up with 1 erasure notice(s) read by other senders") == 2
         actions = immediate(batches[2])
         expected |= {a["action_id"] for a in actions}
         first.produce("actions", actions)
@@ -108,7 +117,7 @@ def test_one_sender_of_a_group_sends_the_other_stands_by_takes_over_and_misses_n
 
         received = Counter(first.received_ids())  # the two senders' SMTP server
         assert all(count == 1 for count in received.values()), f"delivered twice: {[i for i, n in received.items() if n > 1]}"
-        assert set(received) == expected and held["action_id"] not in received
+        assert set(received) == expected and not held_ids & set(received)
         # Each action is in the ledger of the sender that read it, and only there.
         first_sent = {i for i, row in first.ledger().items() if row["state"] == "sent"}
         second_sent = {i for i, row in second.ledger().items() if row["state"] == "sent"}
