@@ -41,11 +41,12 @@ from kafka.structs import OffsetAndMetadata
 
 from stream.clients import KafkaSettings
 from stream.clients.group_consumer import partitions_of, subscribe_when_known
-from stream.sender.assignor import OneActiveSenderAssignor
 from stream.sender.action import IGNORE_MALFORMED, Action, ErasureNotice, Ignored, decode_action, decode_record
+from stream.sender.assignor import OneActiveSenderAssignor
 from stream.sender.contacts import Contacts
 from stream.sender.eligibility import SKIP_EXPIRED, SKIP_NO_CONTACT, Due, Expired, Hold, decode_profile, recheck, timing
-from stream.sender.ledger import EXPIRED, FAILED, PENDING, SENDING, SENT, SKIP_ERASED, SKIPPED, UNKNOWN, Ledger, Row, parse_source, settle_unconfirmed
+from stream.sender.ledger import (EXPIRED, FAILED, PENDING, SENDING, SENT, SKIP_ERASED, SKIPPED, UNKNOWN, Ledger, Row, parse_source,
+                                  settle_unconfirmed)
 from stream.sender.metrics import SenderMetrics
 from stream.sender.redact import redact
 from stream.sender.render import RenderError, Renderer, build_message, render_context
@@ -59,7 +60,7 @@ log = logging.getLogger("stream.sender")
 CATCH_UP_GRACE_SECONDS = 10.0
 # How often the ledger is pruned (prune_after_days): a full scan of its finished rows.
 PRUNE_EVERY_SECONDS = 3600.0
-# How long a sender taking over may take to read the erasure notices it missed.
+# Reading the erasure notices other senders read gives up after this long without progress.
 CATCH_UP_TIMEOUT_SECONDS = 120.0
 # How often a standby sender applies the erasure notices the active one read, so no
 # ledger keeps an erased customer's rows for longer.
@@ -123,6 +124,8 @@ class Sender:
         # notices other senders read meanwhile): may send. None: not known yet.
         self.active: bool | None = None
         self._caught_up_at = -STANDBY_CATCH_UP_SECONDS  # monotonic time of the last catch-up
+        # Unconfirmed rows may be in the ledger: settle them before taking in more.
+        self._unsettled = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
