@@ -40,6 +40,8 @@ def sender(context: CliContext, demo: bool, group_id: str | None, loglevel: str,
     most one action, the one in flight at a crash, is left "unknown" (see the README).
     Ctrl-C or SIGTERM stop it cleanly after the email being sent.
     """
+    from kafka.errors import InconsistentGroupProtocolError
+
     from stream.clients.topics import TopicSpec, ensure_topics
     from stream.sender.contacts import load_contacts
     from stream.sender.ledger import Ledger
@@ -110,6 +112,13 @@ def sender(context: CliContext, demo: bool, group_id: str | None, loglevel: str,
                     metrics=metrics, group_id=group)
     try:
         runner.run(stop)
+    except InconsistentGroupProtocolError as error:
+        # The only assignor a sender offers is its own (one active sender per group).
+        raise click.ClickException(
+            f"group {group}: another member uses another partition assignor ({error}); a sender older than the one-active-sender"
+            " assignor (2026-11-28) is probably still running in the group: stop it first (README: One active sender, others"
+            " standing by)"
+        ) from error
     finally:
         server.stop()
         ledger.close()

@@ -71,7 +71,7 @@ class SenderNamespace:
 
     # -- the sender process -----------------------------------------------------------
 
-    def start(self, ready_timeout: float = 60, command: list[str] | None = None) -> None:
+    def start(self, ready_timeout: float = 60, command: list[str] | None = None, wait_ready: bool = True) -> None:
         """``command``: what runs the sender instead of the `segments` command (taking the
         same arguments)."""
         with self.log.open("ab") as log:
@@ -79,7 +79,8 @@ class SenderNamespace:
                 [*(command or [SEGMENTS]), "--config", str(self.config), "sender", "-l", "info"],
                 env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}, stdout=log, stderr=subprocess.STDOUT,
             )
-        self.wait_for(lambda: self.health().get("ready") is True, ready_timeout, "the sender to be ready")
+        if wait_ready:
+            self.wait_for(lambda: self.health().get("ready") is True, ready_timeout, "the sender to be ready")
 
     def kill(self) -> None:
         assert self.process is not None

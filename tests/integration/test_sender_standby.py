@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
 
 from stream.sender.sink import SinkHandler
 from tests.integration.sender_harness import SenderNamespace
@@ -168,3 +168,22 @@ def test_actions_read_by_a_sender_that_died_before_committing_are_sent_once_by_t
         assert Counter(first.received_ids()) == Counter({*ids, again[0]["action_id"]}), "an action delivered twice, or lost"
     finally:
         second.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_sender_refuses_a_group_whose_other_member_has_another_assignor(make_namespace) -> None:  # noqa: F811
+    """What an older sender (kafka-python's range assignor) in the group looks like to a
+    new one: a clear error, not two senders sharing the actions."""
+    ns = make_namespace()
+    group = ns.config.read_text().split('group_id = "', 1)[1].split('"', 1)[0]
+    older = KafkaConsumer(ns.topics["actions"], bootstrap_servers=ns.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not older.assignment():
+            assert time.monotonic() < deadline, "the range-assigned member never joined"
+            older.poll(timeout_ms=500)
+        ns.start(wait_ready=False)
+        assert ns.process is not None and ns.process.wait(timeout=60) == 1
+        assert "another member uses another partition assignor" in ns.log.read_text(), ns.log_tail()
+    finally:
+        older.close()
