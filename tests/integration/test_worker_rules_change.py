@@ -80,6 +80,8 @@ def test_a_worker_restarted_with_new_rules_agrees_with_batch(
         assert len(by_rules) > 20
         assert {(c["at"], c["rules_version"]) for c in by_rules} == {(CHANGE_AT[:-1] + ".000Z", NEW_RULES.version)}
         ns.stop_worker()
+        if guarantee == "exactly_once":
+            return  # the refusal below does not depend on the guarantee: once is enough
 
         # Another time zone: the stored email-open days cannot be carried over.
         berlin = tmp_path / "berlin.toml"
