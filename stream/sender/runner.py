@@ -314,16 +314,22 @@ class Sender:
             self._actions.commit(offsets)  # type: ignore[union-attr]
         except KafkaError as error:
             # Most likely a rebalance took the partitions, and their next holder reads these
-            # records again; the next round settles which went through.
+            # records again; partitions still held are read again here (a commit refused
+            # without a rebalance leaves the position past them). The next round settles
+            # which rows the commit covered, before taking them in again.
             log.warning("could not commit action offsets (%s); the records will be read again", error)
             self._unsettled = True
+            self._read_again(batch)
             return
         self.ledger.confirm(new)
 
     def _read_again(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Leave a batch for later: the consumer reads it again."""
+        """Leave a batch for later: the consumer reads it again (from the partitions it
+        still holds; the others' next holder reads from the committed offsets)."""
+        held = self._actions.assignment()  # type: ignore[union-attr]
         for tp, records in batch.items():
-            self._actions.seek(tp, records[0].offset)  # type: ignore[union-attr]
+            if tp in held:
+                self._actions.seek(tp, records[0].offset)  # type: ignore[union-attr]
 
     def _settle(self) -> bool:
         """Confirm or forget the unconfirmed rows (:func:`settle_unconfirmed`), before a

@@ -71,13 +71,14 @@ class SenderNamespace:
 
     # -- the sender process -----------------------------------------------------------
 
-    def start(self, ready_timeout: float = 60, command: list[str] | None = None, wait_ready: bool = True) -> None:
+    def start(self, ready_timeout: float = 60, command: list[str] | None = None, wait_ready: bool = True,
+              env: dict[str, str] | None = None) -> None:
         """``command``: what runs the sender instead of the `segments` command (taking the
-        same arguments)."""
+        same arguments), with ``env`` added to its environment."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*(command or [SEGMENTS]), "--config", str(self.config), "sender", "-l", "info"],
-                env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
             )
         if wait_ready:
             self.wait_for(lambda: self.health().get("ready") is True, ready_timeout, "the sender to be ready")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 ERASED = ("erased-1", "erased-2")
 HELD_SECONDS = 45  # the erased customers' actions are due this long after they are produced
-STALLED_COMMIT_SENDER = Path(__file__).parent / "apps" / "stalled_commit_sender.py"
+FAULTY_COMMIT_SENDER = Path(__file__).parent / "apps" / "faulty_commit_sender.py"
 
 
 def group_members(ns: SenderNamespace) -> list[dict[str, Any]]:
@@ -137,7 +137,7 @@ def test_actions_read_by_a_sender_that_died_before_committing_are_sent_once_by_t
     first = make_namespace(contacts=_contacts(*customers), extra="session_timeout_seconds = 10")
     second = first.another_instance("second")
     try:
-        first.start(command=[sys.executable, str(STALLED_COMMIT_SENDER)])
+        first.start(command=[sys.executable, str(FAULTY_COMMIT_SENDER)])
         first.wait_for(lambda: first.health().get("active") is True, 60, "the first sender active")
         second.start()
         second.wait_for(lambda: sorted(map(partitions_held, group_members(first))) == [0, 2], 60, "a stable group of two")
@@ -187,3 +187,21 @@ def test_a_sender_refuses_a_group_whose_other_member_has_another_assignor(make_n
         assert "another member uses another partition assignor" in ns.log.read_text(), ns.log_tail()
     finally:
         older.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_refused_commit_without_a_rebalance_loses_no_action(make_namespace) -> None:  # noqa: F811
+    """The commit fails while the sender keeps its partitions: its consumer's position is
+    past the records, so it must read them again itself (its rows, not covered by a
+    commit, are forgotten and taken in again), and send each once."""
+    customers = [f"c{n}" for n in range(5)]
+    ns = make_namespace(contacts=_contacts(*customers))
+    ns.start(command=[sys.executable, str(FAULTY_COMMIT_SENDER)], env={"COMMIT_FAULT": "fail"})
+    actions = immediate(customers)
+    ids = {a["action_id"] for a in actions}
+    ns.produce("actions", actions)
+    ns.wait_for(lambda: set(ns.received_ids()) == ids, 60, "every action sent")
+    time.sleep(2)
+    assert "FAILED" in ns.log.read_text() and "could not commit action offsets" in ns.log.read_text()
+    assert Counter(ns.received_ids()) == Counter(ids)
+    assert ns.stop() == 0
