@@ -10,7 +10,7 @@ import pytest
 
 from stream.core.timeutil import rfc3339_ms
 from stream.events import load_schema, validator
-from stream.playbooks import CHANNELS, RECHECKS, SKIP_REASONS, PolicyState, decide, load_playbook
+from stream.playbooks import CHANNELS, RECHECKS, SKIP_REASONS, decide, load_playbook
 from stream.rules import SEGMENT_NAMES
 
 from .helpers import customer_in_holdout, ms, segment_change, tag_change
