@@ -248,7 +248,7 @@ class Ledger:
         Ids already in the ledger, in any state, are left alone: a redelivery.
 
         ``confirmed=False``: the new rows are not sent until :meth:`confirm` (their Kafka
-        offsets committed), and :meth:`forget_unconfirmed` deletes them. ``seen``: (topic,
+        offsets committed), and :meth:`forget` may delete them. ``seen``: (topic,
         partition -> next offset) this ledger has read up to, kept in the same transaction
         (:meth:`seen_offsets`)."""
         now = time.time() if now is None else now
