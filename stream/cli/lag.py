@@ -8,6 +8,7 @@ or ERR (Kafka unreachable included), so cron jobs and scripts can alert on it.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,8 @@ from stream.ops.lag_status import GroupEvaluation, GroupSnapshot, Status, evalua
 
 STATUS_STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.STALL: "magenta", Status.STOP: "red", Status.ERR: "bold red"}
 SAMPLES_NOTE = "no commit times from __consumer_offsets: the time since the last commit is how long the committed offset stayed unchanged across the samples (a lower bound)"
+# After Ctrl-C, the watch exits within this long even if a Kafka call hangs.
+STOP_GRACE_SECONDS = 10.0
 
 
 @click.command("lag")
@@ -117,7 +120,18 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
             # Ctrl-C (or SIGTERM) ends the watch between samples: raised inside the
             # Kafka client, a KeyboardInterrupt can be swallowed by its retry loops.
             stop = threading.Event()
-            handlers = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+
+            def stop_watching(*_: Any) -> None:
+                if stop.is_set():  # asked twice: at once
+                    os._exit(code)
+                stop.set()
+                # A Kafka call that does not return (seen once in 60 s, on a loaded
+                # machine, cause unknown) must not keep the watch alive.
+                deadline = threading.Timer(STOP_GRACE_SECONDS, lambda: _exit_stuck(code))
+                deadline.daemon = True
+                deadline.start()
+
+            handlers = {number: signal.signal(number, stop_watching) for number in (signal.SIGINT, signal.SIGTERM)}
             try:
                 while not stop.is_set():
                     started = time.monotonic()
@@ -201,6 +215,11 @@ def to_json(evaluations: Sequence[GroupEvaluation], *, stop_after: float, interv
 
 def _number(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
+
+
+def _exit_stuck(code: int) -> None:
+    print(f"segments lag: a Kafka call did not return within {STOP_GRACE_SECONDS:.0f} s of the stop; exiting", file=sys.stderr, flush=True)
+    os._exit(code)
 
 
 def render(evaluations: Sequence[GroupEvaluation], *, show_all: bool, commit_log_error: str | None, watching: bool = False) -> Group:

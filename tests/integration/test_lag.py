@@ -228,6 +228,28 @@ def test_watch_prints_one_document_per_evaluation_over_a_sliding_window(kafka_bo
     assert watch.returncode == 0, err[-3000:]
 
 
+def test_ctrl_c_ends_the_watch_even_when_a_kafka_call_hangs(kafka_bootstrap: str, unique_name) -> None:
+    """Seen once on a loaded machine: the watch still running 60 s after Ctrl-C. A Kafka
+    call that does not return (here: made to hang) gets STOP_GRACE_SECONDS (10)."""
+    watch = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "integration" / "apps" / "hanging_lag.py"),
+         "lag", "--group", unique_name("group"), "--watch", "--json", "--interval", "0.2"],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        for _ in range(2):
+            orjson.loads(watch.stdout.readline())
+        time.sleep(1)  # the third sample hangs
+        watch.send_signal(signal.SIGINT)
+        _, err = watch.communicate(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert "a Kafka call did not return within 10 s of the stop; exiting" in err
+
+
 def test_worker_lag_rises_while_it_is_stopped_and_drains_after_restart(kafka_bootstrap: str, unique_name, tmp_path: Path) -> None:
     ns = WorkerNamespace(kafka_bootstrap, unique_name("lag"), tmp_path)
     orders = time_ordered(list(cdnow_orders(limit_customers=60)))
