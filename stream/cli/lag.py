@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 import orjson
@@ -25,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stream.cli.context import CliContext
+from stream.cli.signals import StopRequest
 from stream.clients import ConfigError
 from stream.ops.lag_status import GroupEvaluation, GroupSnapshot, Status, evaluate_group, exit_code
 
@@ -119,21 +119,9 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
                 live.start()
             # Ctrl-C (or SIGTERM) ends the watch between samples: raised inside the
             # Kafka client, a KeyboardInterrupt can be swallowed by its retry loops.
-            stop = threading.Event()
-
-            def stop_watching(*_: Any) -> None:
-                if stop.is_set():  # asked twice: at once
-                    os._exit(code)
-                stop.set()
-                # A Kafka call that does not return (seen once in 60 s, on a loaded
-                # machine, cause unknown) must not keep the watch alive.
-                deadline = threading.Timer(STOP_GRACE_SECONDS, lambda: _exit_stuck(code))
-                deadline.daemon = True
-                deadline.start()
-
-            handlers = {number: signal.signal(number, stop_watching) for number in (signal.SIGINT, signal.SIGTERM)}
+            stop = WatchStop(lambda: code)
             try:
-                while not stop.is_set():
+                while not stop.requested:
                     started = time.monotonic()
                     sample_all()
                     evaluations = evaluate()
@@ -148,8 +136,7 @@ def lag(context: CliContext, groups: tuple[str, ...], samples: int, interval: fl
                             console.print(view, "")
                     stop.wait(max(0.0, interval - (time.monotonic() - started)))
             finally:
-                for number, handler in handlers.items():
-                    signal.signal(number, handler)
+                stop.restore()
                 if live is not None:
                     live.stop()
     finally:
@@ -217,9 +204,26 @@ def _number(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _exit_stuck(code: int) -> None:
-    print(f"segments lag: a Kafka call did not return within {STOP_GRACE_SECONDS:.0f} s of the stop; exiting", file=sys.stderr, flush=True)
-    os._exit(code)
+class WatchStop(StopRequest):
+    """Ctrl-C ends the watch between samples; a second one, or STOP_GRACE_SECONDS without
+    the loop ending (a Kafka call that does not return), exits at once, by SIGALRM: no
+    thread, no lock in a handler (stream/cli/signals.py)."""
+
+    def __init__(self, code: Callable[[], int]) -> None:
+        super().__init__()
+        self._code = code
+        # Left installed: once armed, the alarm also covers closing the Kafka clients.
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def on_request(self, *, already: bool) -> None:
+        if already:
+            os._exit(self._code())
+        signal.alarm(int(STOP_GRACE_SECONDS))
+
+    def _on_alarm(self, number: int, frame: Any) -> None:
+        os.write(2, f"segments lag: a Kafka call did not return within {STOP_GRACE_SECONDS:.0f} s of the stop; exiting\n".encode())
+        os._exit(self._code())
+
 
 
 def render(evaluations: Sequence[GroupEvaluation], *, show_all: bool, commit_log_error: str | None, watching: bool = False) -> Group:

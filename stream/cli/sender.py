@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from stream.cli.context import CliContext
+from stream.cli.signals import StopRequest
 from stream.clients import ConfigError
 
 log = logging.getLogger("stream.sender")
@@ -163,13 +164,13 @@ def smtp_sink(host: str, port: int, save_dir: str | None, quiet: bool) -> None:
     except Exception as error:  # aiosmtpd wraps bind errors; say which port
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
     click.echo(f"segments smtp-sink: listening on {host}:{port} (Ctrl-C stops)", err=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopRequest((signal.SIGTERM,))  # Ctrl-C: KeyboardInterrupt
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     finally:
+        stop.restore()
         sink.stop()
         click.echo(f"segments smtp-sink: {count} message(s) received", err=True)
