@@ -225,7 +225,6 @@ class WatchStop(StopRequest):
         os._exit(self._code())
 
 
-
 def render(evaluations: Sequence[GroupEvaluation], *, show_all: bool, commit_log_error: str | None, watching: bool = False) -> Group:
     """The table (one row per topic-partition) and one summary line per group."""
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
