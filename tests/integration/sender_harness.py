@@ -31,6 +31,7 @@ class SenderNamespace:
                  handler: SinkHandler | None = None, extra: str = "") -> None:
         self.bootstrap = bootstrap
         self.tmp_path = tmp_path
+        self.group_id = f"{prefix}-group"
         self.topics = {"actions": f"{prefix}-actions", "dead_letter": f"{prefix}-dlq", "customer_profiles": f"{prefix}-profiles"}
         create_topic(bootstrap, self.topics["actions"], 2)
         create_topic(bootstrap, self.topics["dead_letter"], 1)
@@ -45,7 +46,7 @@ class SenderNamespace:
         topic_lines = "\n".join(f'{key} = "{value}"' for key, value in self.topics.items())
         self.config = tmp_path / "segments.toml"
         self.config.write_text(
-            f'[sender]\ngroup_id = "{prefix}-group"\ndata_dir = "{self.data_dir}"\ncontacts_file = "{contacts_file}"\n'
+            f'[sender]\ngroup_id = "{self.group_id}"\ndata_dir = "{self.data_dir}"\ncontacts_file = "{contacts_file}"\n'
             f"metrics_port = {self.metrics_port}\nretry_initial_seconds = 0.2\nretry_max_seconds = 1.0\npoll_seconds = 0.2\n{extra}\n"
             f'[sender.topics]\n{topic_lines}\n\n[sender.smtp]\nhost = "127.0.0.1"\nport = {self.sink.port}\n'
             f'from_address = "news@{DOMAIN}"\nfrom_name = "Shop"\ntimeout_seconds = 5\n'

@@ -31,8 +31,7 @@ def group_members(ns: SenderNamespace) -> list[dict[str, Any]]:
     """The sender group's members, once the group is stable (else [])."""
     admin = KafkaAdminClient(bootstrap_servers=ns.bootstrap)
     try:
-        group = ns.config.read_text().split('group_id = "', 1)[1].split('"', 1)[0]
-        description = admin.describe_groups([group]).get(group, {})
+        description = admin.describe_groups([ns.group_id]).get(ns.group_id, {})
     finally:
         admin.close()
     return list(description.get("members") or []) if description.get("group_state") == "Stable" else []
@@ -175,8 +174,7 @@ def test_a_sender_refuses_a_group_whose_other_member_has_another_assignor(make_n
     """What an older sender (kafka-python's range assignor) in the group looks like to a
     new one: a clear error, not two senders sharing the actions."""
     ns = make_namespace()
-    group = ns.config.read_text().split('group_id = "', 1)[1].split('"', 1)[0]
-    older = KafkaConsumer(ns.topics["actions"], bootstrap_servers=ns.bootstrap, group_id=group, enable_auto_commit=False)
+    older = KafkaConsumer(ns.topics["actions"], bootstrap_servers=ns.bootstrap, group_id=ns.group_id, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + 60
         while not older.assignment():
