@@ -5,13 +5,19 @@ written for kafka_exporter work unchanged; the rest are ``segments_*``. Every fa
 always exposed, even before its first sample, so a Grafana panel never points at a
 name that "does not exist yet". A worker reports the partitions it owns; the whole
 group's view is ``segments lag``.
+
+Every endpoint (the worker's, the playbooks app's, the sender's) also carries
+prometheus_client's standard process and Python series (``process_resident_memory_bytes``,
+``process_cpu_seconds_total``, ``process_start_time_seconds``, ``process_open_fds``,
+``python_gc_*``, ``python_info``), as any Prometheus exporter does, so memory, CPU and
+restarts are watched with the queries operators already have.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator, NamedTuple
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from stream.ops.snapshot import PartitionOffsets, PlaybooksSnapshot, WorkerSnapshot
@@ -71,19 +77,30 @@ def exported_metric_names(specs: list[MetricSpec] | None = None) -> set[str]:
     return {spec.name + suffix for spec in (SPECS if specs is None else specs) for suffix in _SAMPLE_SUFFIXES[spec.kind]}
 
 
+def register_process_collectors(registry: CollectorRegistry) -> None:
+    """The standard process_* and python_* series of this process, in ``registry``."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
+def _sample_names(exposition: bytes) -> set[str]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {sample.name for family in text_string_to_metric_families(exposition.decode()) for sample in family.samples}
+
+
 def engine_metric_names() -> set[str]:
     """Every sample name the engine's three /metrics endpoints can emit: the worker's, the
     playbooks app's and the sender's (what dashboards and alerts may query)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     from stream.sender.metrics import SenderMetrics
 
-    sender = {
-        sample.name
-        for family in text_string_to_metric_families(SenderMetrics().render().decode())
-        for sample in family.samples
-    }
-    return exported_metric_names() | exported_metric_names(PLAYBOOK_SPECS) | sender
+    process = CollectorRegistry(auto_describe=False)
+    register_process_collectors(process)
+    return (
+        exported_metric_names() | exported_metric_names(PLAYBOOK_SPECS)
+        | _sample_names(SenderMetrics().render()) | _sample_names(generate_latest(process))
+    )
 
 
 def _family(spec: MetricSpec) -> Metric:
@@ -173,6 +190,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 def _render(families: Callable[[], Iterator[Metric]]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(families))
+    register_process_collectors(registry)
     return generate_latest(registry)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from stream.ops.metrics import register_process_collectors
 from stream.sender.action import IGNORE_REASONS
 from stream.sender.eligibility import SKIP_REASONS
 from stream.sender.ledger import SKIP_ERASED
@@ -23,6 +24,7 @@ from stream.sender.ledger import SKIP_ERASED
 class SenderMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        register_process_collectors(self.registry)
         self.sent = Counter("segments_actions_sent", "Emails accepted by the SMTP server (or printed in demo mode), by channel.",
                             ["channel"], registry=self.registry)
         self.skipped = Counter("segments_actions_skipped", "Actions the sender did not send, by reason (expired, no_contact, re-checks, erased).",

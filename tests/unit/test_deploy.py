@@ -337,6 +337,8 @@ def test_dashboard_covers_what_operators_need() -> None:
         "segments_ready",
         "segments_worker_info",  # which rules each worker runs
         "segments_rules_sweep_pending",
+        "process_resident_memory_bytes",  # memory per process
+        "process_cpu_seconds_total",  # a worker near one core is at its ceiling
     }
     assert needed <= used, f"no panel shows {needed - used}"
 
@@ -397,11 +399,17 @@ def test_every_alert_parses_and_names_only_exported_metrics_and_scraped_jobs() -
         assert not unknown, f"{rule['alert']} queries metrics nothing exports: {unknown}"
         for selector in selectors:
             # Every selector says whose metric it means: the worker's, the playbooks
-            # app's and the sender's share names (segments_ready, the lag series).
+            # app's and the sender's share names (segments_ready, the lag series), and
+            # the process_* series are every exporter's. A regular expression must name
+            # scraped jobs only.
             job_matchers = [m for m in selector.matchers.matchers if m.name == "job"]
+            named = {m.value for m in job_matchers if m.op == promql_parser.MatchOp.Equal}
+            patterns = [m.value for m in job_matchers if m.op == promql_parser.MatchOp.Re]
             if selector.name != "segments_worker_info":
-                assert [m.value for m in job_matchers if m.op == promql_parser.MatchOp.Equal], (rule["alert"], selector.name)
-            assert {m.value for m in job_matchers} <= jobs, (rule["alert"], selector.name)
+                assert named or patterns, (rule["alert"], selector.name)
+            assert named <= jobs, (rule["alert"], selector.name)
+            for pattern in patterns:
+                assert any(re.fullmatch(pattern, job) for job in jobs), (rule["alert"], selector.name, pattern)
 
 
 def test_every_alert_has_a_severity_a_summary_and_a_description() -> None:
@@ -430,6 +438,7 @@ def test_alerts_cover_what_operators_need() -> None:
         "segments_dead_letters_total",
         "segments_rules_sweep_pending",
         "segments_actions_unknown_total",  # emails in doubt
+        "process_start_time_seconds",  # crash loops
     }
     assert needed <= used, f"no alert watches {needed - used}"
 

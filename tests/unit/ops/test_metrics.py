@@ -1,4 +1,5 @@
 from collections import Counter
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,3 +94,20 @@ def test_every_family_is_exposed_before_its_first_sample() -> None:
 def test_the_events_the_intake_holds_are_a_gauge() -> None:
     assert parse(render_metrics(snapshot(held_events=17)))["segments_intake_held_events"] == {(): 17}
     assert parse(render_metrics(snapshot()))["segments_intake_held_events"] == {(): 0}
+
+
+def _own_process_series(text: bytes) -> None:
+    samples = parse(text)
+    own_rss = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) * 1024
+    # This process's own memory, not a constant: within a factor of two of /proc's.
+    assert own_rss / 2 < samples["process_resident_memory_bytes"][()] < own_rss * 2
+    assert samples["process_cpu_seconds_total"][()] > 0
+    assert samples["process_start_time_seconds"][()] > 1.7e9
+    assert samples["python_info"]
+
+
+def test_the_worker_and_the_sender_expose_their_process_memory_cpu_and_start() -> None:
+    from stream.sender.metrics import SenderMetrics
+
+    _own_process_series(render_metrics(snapshot()))
+    _own_process_series(SenderMetrics().render())
