@@ -15,6 +15,7 @@ restarts are watched with the queries operators already have.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterator, NamedTuple
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
@@ -72,9 +73,6 @@ PLAYBOOK_SPECS = [
 _SAMPLE_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
 
 
-def exported_metric_names(specs: list[MetricSpec] | None = None) -> set[str]:
-    """Every sample name a /metrics can emit: the worker's by default."""
-    return {spec.name + suffix for spec in (SPECS if specs is None else specs) for suffix in _SAMPLE_SUFFIXES[spec.kind]}
 
 
 def register_process_collectors(registry: CollectorRegistry) -> None:
@@ -90,17 +88,26 @@ def _sample_names(exposition: bytes) -> set[str]:
     return {sample.name for family in text_string_to_metric_families(exposition.decode()) for sample in family.samples}
 
 
+@functools.cache
+def process_metric_names() -> frozenset[str]:
+    """The sample names of :func:`register_process_collectors`' series."""
+    registry = CollectorRegistry(auto_describe=False)
+    register_process_collectors(registry)
+    return frozenset(_sample_names(generate_latest(registry)))
+
+
+def exported_metric_names(specs: list[MetricSpec] | None = None) -> set[str]:
+    """Every sample name a /metrics can emit: the worker's by default."""
+    own = {spec.name + suffix for spec in (SPECS if specs is None else specs) for suffix in _SAMPLE_SUFFIXES[spec.kind]}
+    return own | process_metric_names()
+
+
 def engine_metric_names() -> set[str]:
     """Every sample name the engine's three /metrics endpoints can emit: the worker's, the
     playbooks app's and the sender's (what dashboards and alerts may query)."""
     from stream.sender.metrics import SenderMetrics
 
-    process = CollectorRegistry(auto_describe=False)
-    register_process_collectors(process)
-    return (
-        exported_metric_names() | exported_metric_names(PLAYBOOK_SPECS)
-        | _sample_names(SenderMetrics().render()) | _sample_names(generate_latest(process))
-    )
+    return exported_metric_names() | exported_metric_names(PLAYBOOK_SPECS) | _sample_names(SenderMetrics().render())
 
 
 def _family(spec: MetricSpec) -> Metric:
