@@ -39,6 +39,8 @@ from stream.core.events import OrderEvent  # noqa: E402
 from stream.core.state import CustomerState  # noqa: E402
 from stream.processing import PartitionProcessor  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, Rules, load_rules  # noqa: E402
+from stream.worker.rocksdb_memory import SharedRocksDBMemory  # noqa: E402
+from stream.worker.settings import ROCKSDB_MEMORY_MIB  # noqa: E402
 from stream.worker.table_keys import partition_of  # noqa: E402
 from tests.support.rocksdb_tables import RocksTables  # noqa: E402
 
@@ -65,6 +67,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=500, help="first orders spread over this many days")
     parser.add_argument("--steps", default="1,1,1,3,7", help="days each timed rollover moves the clock")
     parser.add_argument("--sweep-batch", type=int, default=1000, help="customers per batch of the rules change's sweep")
+    parser.add_argument("--rocksdb-memory-mib", type=int, default=ROCKSDB_MEMORY_MIB,
+                        help="the databases' shared memory budget, as the worker's setting; 0: a cache and write "
+                             "buffers per database (ROCKSDB_OPTIONS)")
     args = parser.parse_args()
     settle_collector()  # as the worker runs
     rules = load_rules(DEFAULT_RULES_PATH)
@@ -73,7 +78,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        tables = RocksTables(root, PARTITIONS)
+        memory = SharedRocksDBMemory(args.rocksdb_memory_mib * 2**20) if args.rocksdb_memory_mib else None
+        tables = RocksTables(root, PARTITIONS, memory)
 
         # Orders in time order, as a replay would bring them; the partition clock follows.
         instants = sorted(START + rng.randrange(args.days * DAY_MS) for _ in range(args.customers))
@@ -169,6 +175,7 @@ def main() -> None:
 
     print(f"machine: nproc {os.cpu_count()}, {platform.machine()}, CPython {platform.python_version()}")
     print(f"customers: {customers:,} over {PARTITIONS} partitions, one order each over {args.days} days; timers: {timers:,}")
+    print("RocksDB memory: " + (f"one shared budget of {args.rocksdb_memory_mib} MiB" if args.rocksdb_memory_mib else "a cache and write buffers per database (ROCKSDB_OPTIONS)"))
     print(f"load through PartitionProcessor + TableStore + RocksDB: {load_seconds:.1f} s ({customers / load_seconds:,.0f} events/s)")
     print(f"state: {value_bytes / customers:.0f} bytes/customer of state values, {key_bytes / customers:.0f} of keys "
           f"(customer + timer); RocksDB on disk after flush {disk / customers:.0f} bytes/customer ({disk / 2**20:.0f} MiB)")

@@ -21,12 +21,15 @@ from stream.worker.broker_queries import BrokerQueries
 from stream.worker.exactly_once_recovery import settle_recovery_tails
 from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
 from stream.worker.recovery_watch import watch_recovery
+from stream.worker.rocksdb_memory import SharedRocksDBMemory, bound_table_memory
 from stream.worker.settings import state_dir
 
 # RocksDB options of every table partition (faust's RocksDBOptions keywords). faust's
 # defaults (a 2 GiB block cache and three 64 MiB write buffers per database, and the
 # worker opens four tables per partition) let memory grow past 1 GB at a million
-# customers; these keep it bounded. See BENCHMARKS.md ("State at scale").
+# customers; these keep each database's share small. See BENCHMARKS.md ("State at
+# scale"). With rocksdb_memory_mib (the default) the block cache is the one shared
+# cache of stream/worker/rocksdb_memory.py instead, which also caps the write buffers.
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "write_buffer_size": 16 * 2**20,
     "max_write_buffer_number": 2,
@@ -100,6 +103,9 @@ def stream_app(settings: Any, kafka: KafkaSettings, partitions: int) -> faust.Ap
     # Ends as a read-committed consumer sees them: faust_patches.worker_consumer_settings.
     queries = BrokerQueries(kafka, settings.app_id, read_committed=True)
     app.broker_queries = queries  # type: ignore[attr-defined]
+    # One per process, shared by every table's databases (state_table).
+    memory = SharedRocksDBMemory(settings.rocksdb_memory_mib * 2**20) if settings.rocksdb_memory_mib else None
+    app.segments_rocksdb_memory = memory  # type: ignore[attr-defined]
 
     @app.on_before_shutdown.connect
     async def close_broker_queries(sender: Any, **kwargs: Any) -> None:
@@ -128,10 +134,14 @@ def state_table(
     if max_compaction_lag_ms is not None:
         configs["max.compaction.lag.ms"] = str(max_compaction_lag_ms)
     # A fresh dict each time: faust's store pops keys out of the options it is given.
-    return app.Table(
+    table = app.Table(
         name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS),
         extra_topic_configs=configs or None,
     )
+    memory = getattr(app, "segments_rocksdb_memory", None)
+    if memory is not None:
+        bound_table_memory(table, memory)
+    return table
 
 
 def now_ms() -> int:

@@ -14,6 +14,7 @@ from stream.clients.settings import GroupInstanceId, config_error
 from stream.core.events import DEFAULT_MAX_EVENT_LEAD_SECONDS
 
 COMMIT_INTERVAL_SECONDS = 1.0
+ROCKSDB_MEMORY_MIB = 256
 
 
 class Topics(BaseModel):
@@ -114,6 +115,11 @@ class WorkerSettings(CompactionLag):
     # session timeout). The trade-off: a static member that stops for good keeps its
     # partitions unassigned until its session expires. None: dynamic membership.
     group_instance_id: GroupInstanceId | None = None
+    # One memory budget for every RocksDB database of the process: a shared block cache
+    # with the memtables charged to it (stream/worker/rocksdb_memory.py), whatever the
+    # partitions owned. 0: a cache and write buffers per database (ROCKSDB_OPTIONS in
+    # stream/worker/plumbing.py), whose sum grows with the partitions owned.
+    rocksdb_memory_mib: int = Field(ROCKSDB_MEMORY_MIB, ge=0)
 
 
 def state_dir(settings: WorkerSettings | PlaybooksSettings) -> Path:
@@ -165,6 +171,7 @@ class PlaybooksSettings(CompactionLag):
     commit_interval_seconds: float = Field(COMMIT_INTERVAL_SECONDS, gt=0, le=60)  # as the worker's
     standby_replicas: int = Field(0, ge=0)  # as the worker's
     group_instance_id: GroupInstanceId | None = None  # as the worker's
+    rocksdb_memory_mib: int = Field(ROCKSDB_MEMORY_MIB, ge=0)  # as the worker's
 
 
 def load_playbooks_settings(config_file: str | Path | None, **overrides: Any) -> PlaybooksSettings:

@@ -11,6 +11,7 @@ from typing import Any
 from faust.stores.rocksdb import RocksDBOptions
 
 from stream.worker.plumbing import ROCKSDB_OPTIONS
+from stream.worker.rocksdb_memory import BoundedRocksDBOptions, SharedRocksDBMemory
 from stream.worker.tables import TableStore
 
 TABLES = ("customers", "timers", "clocks", "recent_changes")
@@ -38,9 +39,16 @@ class RocksTable:
 class RocksTables:
     """One RocksDB per table and partition under ``folder``."""
 
-    def __init__(self, folder: Path, partitions: int) -> None:
+    def __init__(self, folder: Path, partitions: int, memory: SharedRocksDBMemory | None = None) -> None:
+        """``memory``: the databases share it as the worker's do with rocksdb_memory_mib;
+        None: each its own cache and write buffers (ROCKSDB_OPTIONS)."""
+        def options() -> RocksDBOptions:
+            if memory is None:
+                return RocksDBOptions(**dict(ROCKSDB_OPTIONS))
+            return BoundedRocksDBOptions(memory, **{k: v for k, v in ROCKSDB_OPTIONS.items() if k != "block_cache_size"})
+
         self.tables = {
-            (name, partition): RocksTable(RocksDBOptions(**dict(ROCKSDB_OPTIONS)).open(folder / f"{name}-{partition}.db"))
+            (name, partition): RocksTable(options().open(folder / f"{name}-{partition}.db"))
             for name in TABLES for partition in range(partitions)
         }
 

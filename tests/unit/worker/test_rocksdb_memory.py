@@ -1,0 +1,70 @@
+"""The shared RocksDB memory budget, on real databases (rocksdict), no Kafka."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from stream.worker.plumbing import ROCKSDB_OPTIONS
+from stream.worker.rocksdb_memory import BoundedRocksDBOptions, SharedRocksDBMemory
+from stream.worker.settings import ROCKSDB_MEMORY_MIB
+
+MIB = 2**20
+
+
+def open_databases(folder: Path, memory: SharedRocksDBMemory, count: int) -> list:
+    options = {key: value for key, value in ROCKSDB_OPTIONS.items() if key != "block_cache_size"}
+    return [BoundedRocksDBOptions(memory, **options).open(folder / f"db-{number}") for number in range(count)]
+
+
+def test_the_databases_memtables_are_charged_to_the_one_shared_cache_and_kept_within_it(tmp_path: Path) -> None:
+    memory = SharedRocksDBMemory(8 * MIB)
+    databases = open_databases(tmp_path, memory, 4)
+    try:
+        assert memory.usage_bytes() < MIB
+        value = os.urandom(200)
+        # 4 x 8 MiB of writes: without the write buffer manager each database's 16 MiB
+        # write buffer would hold its share unflushed.
+        for number, db in enumerate(databases):
+            for key in range(40_000):
+                db[b"%d-%08d" % (number, key)] = value
+        charged = memory.usage_bytes()
+        # Written, never read: what the cache holds is the memtables charged to it.
+        assert charged > MIB
+        # Flushes run in the background: the memtables (counted by the arena blocks they
+        # hold, so a little over their share of the budget) come back within the budget
+        # once they are done; the writes may run ahead of them meanwhile. Unbounded, they
+        # would hold all 33 MB.
+        deadline = time.monotonic() + 20
+        while memory.write_buffers.get_usage() > 8 * MIB:
+            assert time.monotonic() < deadline, memory.write_buffers.get_usage()
+            time.sleep(0.05)
+        assert memory.usage_bytes() <= 8 * MIB * 1.1
+        # Flushed to files early, nothing lost.
+        for number, db in enumerate(databases):
+            assert db[b"%d-%08d" % (number, 0)] == value and db[b"%d-%08d" % (number, 39_999)] == value
+        assert sum(1 for _ in tmp_path.glob("db-*/*.sst")) >= 4
+    finally:
+        for db in databases:
+            db.close()
+
+
+@pytest.mark.parametrize(("line", "budget_mib"), [("", ROCKSDB_MEMORY_MIB), ("rocksdb_memory_mib = 64", 64), ("rocksdb_memory_mib = 0", 0)])
+def test_every_table_of_a_worker_opens_its_databases_within_the_one_budget(tmp_path: Path, line: str, budget_mib: int) -> None:
+    from stream.worker.plumbing import state_table
+    from tests.unit.worker.test_settings import worker_faust_app
+
+    app = worker_faust_app(tmp_path, line)
+    tables = [state_table(app, name, 4) for name in ("customers", "timers")]
+    options = [table.data.rocksdb_options for table in tables]
+    if budget_mib:
+        assert all(isinstance(option, BoundedRocksDBOptions) for option in options)
+        assert options[0].memory is options[1].memory and options[0].memory.budget_bytes == budget_mib * MIB
+        # The worker's write buffer size per database stays; the budget caps their sum.
+        assert options[0].write_buffer_size == ROCKSDB_OPTIONS["write_buffer_size"]
+    else:
+        assert not any(isinstance(option, BoundedRocksDBOptions) for option in options)
+        assert options[0].block_cache_size == ROCKSDB_OPTIONS["block_cache_size"]
