@@ -55,6 +55,8 @@ SPECS = [
     MetricSpec("segments_clock_ticks", "counter", "Clock ticks processed."),
     MetricSpec("segments_intake_held_events", "gauge", "Valid input events the intake holds for its event-time merge, waiting for input partitions to catch up."),
     MetricSpec("segments_assigned_partitions", "gauge", "Partitions of the events topic this worker owns."),
+    MetricSpec("segments_rocksdb_memory_bytes", "gauge", "Bytes the process's shared RocksDB block cache holds, write buffers charged to it included (rocksdb_memory_mib)."),
+    MetricSpec("segments_rocksdb_memory_budget_bytes", "gauge", "The shared RocksDB memory budget (rocksdb_memory_mib) in bytes."),
     MetricSpec("segments_worker_info", "gauge", "Always 1: how the worker runs (its clock, processing guarantee and rules version), to join on.", ("clock", "processing_guarantee", "rules_version")),
     READY_SPEC,
     MetricSpec("segments_batch_duration_seconds", "histogram", "Time to process one batch of events and ticks, outputs and state delivered."),
@@ -71,8 +73,6 @@ PLAYBOOK_SPECS = [
 ]
 
 _SAMPLE_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-
-
 
 
 def register_process_collectors(registry: CollectorRegistry) -> None:
@@ -159,6 +159,10 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
     add("segments_clock_ticks", [], telemetry.ticks)
     add("segments_intake_held_events", [], snapshot.held_events)
     add("segments_assigned_partitions", [], len(snapshot.clocks))
+    if snapshot.rocksdb_memory_bytes is not None:
+        add("segments_rocksdb_memory_bytes", [], snapshot.rocksdb_memory_bytes)
+    if snapshot.rocksdb_memory_budget_bytes is not None:
+        add("segments_rocksdb_memory_budget_bytes", [], snapshot.rocksdb_memory_budget_bytes)
     add("segments_worker_info", [snapshot.clock, snapshot.processing_guarantee, snapshot.rules_version], 1)
     add("segments_ready", [], 1 if snapshot.ready else 0)
     histogram = telemetry.batch_duration

@@ -52,6 +52,10 @@ class WorkerSnapshot:
     # How the worker runs ("wall" or "event"; "at_least_once" or "exactly_once").
     clock: str = "wall"
     processing_guarantee: str = "at_least_once"
+    # The shared RocksDB memory (rocksdb_memory_mib): bytes held now and the budget; None
+    # when each database has its own.
+    rocksdb_memory_bytes: int | None = None
+    rocksdb_memory_budget_bytes: int | None = None
 
     @property
     def census(self) -> Census:

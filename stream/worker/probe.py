@@ -150,12 +150,15 @@ class WorkerProbe:
             raw_census = self.clocks.get(census_key(partition))
             if raw_census is not None:
                 censuses[partition] = Census.from_bytes(raw_census)
+        memory = getattr(self.app, "segments_rocksdb_memory", None)
         return WorkerSnapshot(
             app_id=self.app.conf.id, group=self.app.conf.id, rules_version=self.rules.version,
             now_ms=time.time_ns() // 1_000_000, ready=self.ready(), offsets=offsets,
             clocks=clocks, censuses=censuses, telemetry=self.telemetry,
             held_events=self.held_events() if self.started else 0, rules=rules,
             clock=self.clock, processing_guarantee=self.processing_guarantee,
+            rocksdb_memory_bytes=memory.usage_bytes() if memory is not None else None,
+            rocksdb_memory_budget_bytes=memory.budget_bytes if memory is not None else None,
         )
 
     def consumer_offsets(self) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.demo.cdnow import cdnow_orders, time_ordered, write_jsonl
 from stream.demo.generate import generate_behaviour
 from stream.ops.metrics import exported_metric_names
+from stream.worker.settings import ROCKSDB_MEMORY_MIB
 from stream.worker.tables import HISTORY_LIMIT, history_entry
 from tests.integration.worker_harness import WorkerNamespace, batch_results
 
@@ -83,6 +84,10 @@ def test_metrics_and_api_agree_with_what_was_processed(kafka_bootstrap: str, uni
         assert status == 200
         metrics = samples(body.decode())
         assert set(metrics) <= exported_metric_names()
+        # The shared RocksDB memory holds the write buffers charged to it, within its budget.
+        (budget,) = metrics["segments_rocksdb_memory_budget_bytes"].values()
+        (held,) = metrics["segments_rocksdb_memory_bytes"].values()
+        assert budget == ROCKSDB_MEMORY_MIB * 2**20 and 0 < held <= budget
         # Every input event is counted once by type (redeliveries included: they are
         # accepted and then recognised as duplicates by the core).
         assert by_label(metrics["segments_events_total"], "type") == Counter(event["type"] for event in inputs)

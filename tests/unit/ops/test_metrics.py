@@ -111,3 +111,11 @@ def test_the_worker_and_the_sender_expose_their_process_memory_cpu_and_start() -
 
     _own_process_series(render_metrics(snapshot()))
     _own_process_series(SenderMetrics().render())
+
+
+def test_the_shared_rocksdb_memory_and_its_budget_are_gauges() -> None:
+    samples = parse(render_metrics(snapshot(rocksdb_memory_bytes=12_345, rocksdb_memory_budget_bytes=256 * 2**20)))
+    assert samples["segments_rocksdb_memory_bytes"] == {(): 12_345}
+    assert samples["segments_rocksdb_memory_budget_bytes"] == {(): 256 * 2**20}
+    # rocksdb_memory_mib = 0: no shared budget, the families stay without samples.
+    assert "segments_rocksdb_memory_bytes" not in parse(render_metrics(snapshot()))
