@@ -9,7 +9,8 @@ nothing caps the sum (BENCHMARKS.md, "A long run").
 As Kafka Streams' ``BoundedMemoryRocksDBConfig`` does, every database of the process
 here shares one LRU block cache of ``rocksdb_memory_mib``, and one write buffer manager
 charges their memtables to that same cache, making a database being written to flush
-once the memtables pass half of it. RocksDB's memory is then that one number, whatever the partition count.
+once the memtables pass half of it. RocksDB's memory is then that one number, whatever
+the partition count.
 """
 
 from __future__ import annotations
