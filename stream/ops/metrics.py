@@ -75,11 +75,19 @@ PLAYBOOK_SPECS = [
 _SAMPLE_SUFFIXES = {"gauge": ("",), "counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
 
 
+@functools.cache
+def _process_collectors() -> tuple[Any, ...]:
+    # Made once per process: ProcessCollector reads the boot time when it is made, and
+    # process_start_time_seconds adds to it, so a collector made per scrape could move
+    # the start time by a second with the clock and fire SegmentsProcessRestarting.
+    made_in = CollectorRegistry(auto_describe=False)  # each registers itself somewhere; reused from here
+    return ProcessCollector(registry=made_in), PlatformCollector(registry=made_in), GCCollector(registry=made_in)
+
+
 def register_process_collectors(registry: CollectorRegistry) -> None:
     """The standard process_* and python_* series of this process, in ``registry``."""
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
+    for collector in _process_collectors():
+        registry.register(collector)
 
 
 def _sample_names(exposition: bytes) -> set[str]:

@@ -119,3 +119,17 @@ def test_the_shared_rocksdb_memory_and_its_budget_are_gauges() -> None:
     assert samples["segments_rocksdb_memory_budget_bytes"] == {(): 256 * 2**20}
     # rocksdb_memory_mib = 0: no shared budget, the families stay without samples.
     assert "segments_rocksdb_memory_bytes" not in parse(render_metrics(snapshot()))
+
+
+def test_the_process_start_time_holds_still_between_scrapes(monkeypatch) -> None:
+    """ProcessCollector reads the boot time when it is made: one made per scrape could
+    move the start time with the clock, and SegmentsProcessRestarting would count
+    restarts that never were."""
+    from itertools import count
+
+    from prometheus_client.process_collector import ProcessCollector
+
+    boot_times = count(1_700_000_000)
+    monkeypatch.setattr(ProcessCollector, "_boot_time", lambda self: float(next(boot_times)))
+    starts = {parse(render_metrics(snapshot()))["process_start_time_seconds"][()] for _ in range(3)}
+    assert len(starts) == 1
