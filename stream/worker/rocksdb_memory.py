@@ -9,8 +9,14 @@ nothing caps the sum (BENCHMARKS.md, "A long run").
 As Kafka Streams' ``BoundedMemoryRocksDBConfig`` does, every database of the process
 here shares one LRU block cache of ``rocksdb_memory_mib``, and one write buffer manager
 charges their memtables to that same cache, making a database being written to flush
-once the memtables pass half of it. RocksDB's memory is then that one number, whatever
-the partition count.
+once the memtables near half of it. RocksDB's memory is then about that one number,
+whatever the partition count: the cap is soft (writes never stall, so they may run
+ahead of the flushes for a while, and pinned level-0 index and filter blocks stay).
+
+:class:`BoundedRocksDBOptions` repeats faust's own ``RocksDBOptions.as_options`` for the
+rocksdict driver (faust-streaming 0.15.3), with the shared cache and write buffer
+manager in place of a new cache per database; the worker sets no ``ttl`` and no other
+RocksDB option, which it would drop.
 """
 
 from __future__ import annotations
@@ -70,7 +76,9 @@ class BoundedRocksDBOptions(RocksDBOptions):
 
 def bound_table_memory(table: Any, memory: SharedRocksDBMemory) -> None:
     """Make ``table``'s store open its databases with ``memory``. faust creates a table's
-    store on first use; it is created here, before any database is opened."""
+    store on first use; it is created here, as the app is built, before any database is
+    opened: the store takes the event loop of the thread building the app (the worker
+    builds and runs it in one thread) and makes its backups folder now."""
     store = table.data
     current: RocksDBOptions = store.rocksdb_options
     store.rocksdb_options = BoundedRocksDBOptions(

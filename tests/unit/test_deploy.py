@@ -400,14 +400,16 @@ def test_every_alert_parses_and_names_only_exported_metrics_and_scraped_jobs() -
         for selector in selectors:
             # Every selector says whose metric it means: the worker's, the playbooks
             # app's and the sender's share names (segments_ready, the lag series), and
-            # the process_* series are every exporter's. A regular expression must match
-            # a scraped job.
+            # the process_* series are every exporter's: only those may name their jobs
+            # by a regular expression, and it must match a scraped job.
             job_matchers = [m for m in selector.matchers.matchers if m.name == "job"]
             named = {m.value for m in job_matchers if m.op == promql_parser.MatchOp.Equal}
             patterns = [m.value for m in job_matchers if m.op == promql_parser.MatchOp.Re]
             if selector.name != "segments_worker_info":
                 assert named or patterns, (rule["alert"], selector.name)
             assert named <= jobs, (rule["alert"], selector.name)
+            if patterns:
+                assert selector.name.startswith(("process_", "python_")), (rule["alert"], selector.name)
             for pattern in patterns:
                 assert any(re.fullmatch(pattern, job) for job in jobs), (rule["alert"], selector.name, pattern)
 
