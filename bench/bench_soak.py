@@ -35,29 +35,13 @@ from kafka import KafkaProducer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.integration.worker_harness import WorkerNamespace  # noqa: E402
-from workloads import live_burst  # noqa: E402
+from bench.proc_stats import cpu_seconds, folder_bytes, rss_mib  # noqa: E402
+from bench.workloads import live_burst  # noqa: E402
 
 TOPIC_OF_TYPE = {"order": "orders", "cart": "carts", "email_open": "email_opens"}
 SAMPLE_LINE = re.compile(r"^(segments_events_total|segments_customers)\{[^}]*\} (\S+)$", re.MULTILINE)
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def folder_mib(folder: Path) -> float:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 2**20
 
 
 def metric_sums(web_url: str) -> dict[str, float]:
@@ -178,7 +162,7 @@ def main() -> None:
                         sums = {"segments_events_total": float("nan"), "segments_customers": float("nan")}
                     worker_samples.append({
                         "seconds": time.monotonic() - started, "rss": rss_mib(ns.worker.pid),
-                        "cpu": cpu_seconds(ns.worker.pid) - cpu_before, "state": folder_mib(ns.tmp_path / "worker-data"),
+                        "cpu": cpu_seconds(ns.worker.pid) - cpu_before, "state": folder_bytes(ns.tmp_path / "worker-data") / 2**20,
                         "published": published[0], "accepted": sums["segments_events_total"],
                         "customers": sums["segments_customers"],
                     })

@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import proc_stats  # noqa: E402
+from bench.proc_stats import folder_bytes  # noqa: E402
 from stream.cli.collector import settle_collector  # noqa: E402
 from stream.core.engine import advance  # noqa: E402
 from stream.core.events import OrderEvent  # noqa: E402
@@ -51,14 +53,8 @@ START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    rss = proc_stats.rss_mib()
+    return rss if rss is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

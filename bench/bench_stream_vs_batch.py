@@ -56,6 +56,7 @@ from stream.processing.intake import decode_input  # noqa: E402
 from stream.rules import DEFAULT_RULES_PATH, load_rules  # noqa: E402
 from tests.integration.worker_harness import SEGMENTS, WorkerNamespace  # noqa: E402
 
+from bench.proc_stats import cpu_seconds  # noqa: E402
 from bench.workloads import LIVE_START, live_burst  # noqa: E402
 
 
@@ -114,12 +115,6 @@ def faust_floor(bootstrap: str, topic: str, expected: int, *, patched: bool) -> 
         capture_output=True, text=True, timeout=600, check=True,
     )
     return float(completed.stdout.split("floor ")[-1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_name(pids_by_name: dict[str, list[int]]) -> dict[str, float]:

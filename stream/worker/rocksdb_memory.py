@@ -48,7 +48,7 @@ class SharedRocksDBMemory:
 
 class BoundedRocksDBOptions(RocksDBOptions):
     """faust's RocksDB options (rocksdict driver) with the shared cache and write buffer
-    manager in place of a cache per database."""
+    manager in place of a cache per database (a ``block_cache_size`` given is unused)."""
 
     def __init__(self, memory: SharedRocksDBMemory, **kwargs: Any) -> None:
         super().__init__(use_rocksdict=True, **kwargs)

@@ -45,7 +45,7 @@ class RocksTables:
         def options() -> RocksDBOptions:
             if memory is None:
                 return RocksDBOptions(**dict(ROCKSDB_OPTIONS))
-            return BoundedRocksDBOptions(memory, **{k: v for k, v in ROCKSDB_OPTIONS.items() if k != "block_cache_size"})
+            return BoundedRocksDBOptions(memory, **ROCKSDB_OPTIONS)
 
         self.tables = {
             (name, partition): RocksTable(options().open(folder / f"{name}-{partition}.db"))

@@ -17,8 +17,7 @@ MIB = 2**20
 
 
 def open_databases(folder: Path, memory: SharedRocksDBMemory, count: int) -> list:
-    options = {key: value for key, value in ROCKSDB_OPTIONS.items() if key != "block_cache_size"}
-    return [BoundedRocksDBOptions(memory, **options).open(folder / f"db-{number}") for number in range(count)]
+    return [BoundedRocksDBOptions(memory, **ROCKSDB_OPTIONS).open(folder / f"db-{number}") for number in range(count)]
 
 
 def test_the_databases_memtables_are_charged_to_the_one_shared_cache_and_kept_within_it(tmp_path: Path) -> None:
