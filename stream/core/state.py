@@ -87,6 +87,8 @@ from typing import Any
 
 import orjson
 
+from stream.core.json_bytes import dumps_compact
+
 STATE_LAYOUT = 1
 FULL_REFUND = -1  # refunded_micros sentinel: the whole order value was refunded
 DEDUPE_HORIZON_DAYS = 7
@@ -264,7 +266,7 @@ class CustomerState:
             doc["r"] = self.rules_tag
         if self.erased_at is not None:
             doc["x"] = self.erased_at
-        return orjson.dumps(doc)
+        return dumps_compact(doc)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerState:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import orjson
 
 from stream.core.events import CartEvent, EmailOpenEvent, ErasureRequest, InputEvent, OrderEvent
+from stream.core.json_bytes import dumps_compact
 
 _EVENT_TYPES = {"order": OrderEvent, "cart": CartEvent, "email_open": EmailOpenEvent, "erasure": ErasureRequest}
 TICK_KEY = b"\x00tick"
@@ -23,7 +24,7 @@ NUDGE = None  # what decode_record returns for a nudge
 def encode_event(event: InputEvent) -> bytes:
     # orjson encodes dataclasses itself, the same fields as dataclasses.asdict at a
     # tenth of the cost.
-    return orjson.dumps(event)
+    return dumps_compact(event)
 
 
 def encode_tick(now_ms: int) -> bytes:

@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from stream.core.json_bytes import dumps_compact
+
 STATE_FORMAT = 1
 DECIDED_KEEP = 32
 
@@ -49,7 +51,7 @@ class PolicyState:
             doc["c"] = {k: list(v) for k, v in self.cooldowns.items()}
         if self.decided:
             doc["d"] = self.decided
-        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        return dumps_compact(doc, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PolicyState:

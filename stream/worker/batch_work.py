@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 
+from stream.core.json_bytes import dumps_compact
 from stream.core.profile import profile
 from stream.core.state import CustomerState
 from stream.core.timeutil import rfc3339_ms
@@ -24,7 +24,7 @@ KeyValue = tuple[bytes, bytes]
 
 
 def profile_record(state: CustomerState, rules: Rules) -> bytes:
-    return orjson.dumps(profile(state, state.evaluated_at, rules))
+    return dumps_compact(profile(state, state.evaluated_at, rules))
 
 
 @dataclass
@@ -69,7 +69,7 @@ def process_records(
         change_record = change.to_json_dict()
         change_record["emitted_at"] = emitted_at
         output.change_records.append(change_record)
-        output.changes.append((change.customer_id.encode(), orjson.dumps(change_record)))
+        output.changes.append((change.customer_id.encode(), dumps_compact(change_record)))
         if change.cause.kind != "erasure":
             store.add_history(change.customer_id, change.seq, change_record)
         elif change.kind == "erasure":

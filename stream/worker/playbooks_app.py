@@ -27,6 +27,7 @@ import orjson
 
 from stream.clients import KafkaSettings
 from stream.clients.topics import partitions_of
+from stream.core.json_bytes import dumps_compact
 from stream.core.timeutil import rfc3339_ms
 from stream.ops.metrics import render_playbook_metrics
 from stream.ops.snapshot import PlaybooksSnapshot
@@ -151,7 +152,7 @@ def build_playbooks_app(
             emitted_at = rfc3339_ms(now_ms())
             for action in decided:
                 action["emitted_at"] = emitted_at
-                actions.add(actions_topic, key, orjson.dumps(action))
+                actions.add(actions_topic, key, dumps_compact(action))
         # Actions first, state second: a crash in between repeats a decision, never loses one.
         await (await actions.send())
         writes = LocalWrites(partition)

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from stream.core.json_bytes import dumps_compact
 from stream.core.state import CustomerState
 from stream.processing.census import Census, Standing, standing_of
 from stream.processing.processor import scheduled_due
@@ -277,7 +278,7 @@ class TableStore:
         let go of the one HISTORY_LIMIT changes older. Blind writes: a batch processed
         again writes the same keys."""
         writes = self._history_writes
-        writes[history_key(customer_id, seq)] = orjson.dumps(history_entry(record))
+        writes[history_key(customer_id, seq)] = dumps_compact(history_entry(record))
         if seq > HISTORY_LIMIT:
             writes[history_key(customer_id, seq - HISTORY_LIMIT)] = None
 
