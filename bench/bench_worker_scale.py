@@ -39,11 +39,11 @@ from kafka import KafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_soak import metric_sums  # noqa: E402
 from bench.bench_stream_vs_batch import publish  # noqa: E402
 from bench.proc_stats import cpu_seconds, folder_bytes, rss_mib  # noqa: E402
 from stream.clients import KafkaSettings  # noqa: E402
 from stream.clients.progress import end_offsets, records_from, wait_until_consumed  # noqa: E402
+from stream.cli.replay import wait_for_partitions_to_settle  # noqa: E402
 from stream.clients.topics import partitions_of  # noqa: E402
 from stream.core.timeutil import rfc3339_ms  # noqa: E402
 from stream.events import parse_instant  # noqa: E402
@@ -146,6 +146,8 @@ def main() -> None:
                 producer.flush()
                 if not wait_until_consumed(kafka, ns.prefix, end_offsets(kafka, [ns.topics["events"]]), timeout=3600):
                     raise SystemExit(f"the worker did not take the tick:\n{ns.log_tail()}")
+                # The customers due beyond a batch's timers_per_batch, in the next batches.
+                wait_for_partitions_to_settle(kafka, ns.prefix, timeout=3600)
                 cpu_used = cpu_seconds(ns.worker.pid) - cpu_at_tick
                 stamps = [record.timestamp for record in records_from(kafka, changes_from)]
                 seconds = max(stamps) / 1000 - ticked_at if stamps else 0.0

@@ -17,6 +17,7 @@ from stream.clients.topics import ensure_topics, partitions_of
 from stream.cli.worker import worker_topics
 from stream.core.timeutil import rfc3339_ms
 from stream.events.internal import TICK_KEY, encode_tick
+from stream.worker.table_keys import backlog_key
 from stream.worker.settings import load_worker_settings
 
 
@@ -83,33 +84,44 @@ def replay(context: CliContext, files: tuple[str, ...], until: int | None, wait:
     producer.close()
     if wait:
         wait_for_worker(kafka, settings.app_id, [topics.events], timeout, "the worker")
-        if _wait_for_sweeps(kafka, settings.app_id, timeout):
-            # The sweep's last batches, committed.
+        if wait_for_partitions_to_settle(kafka, settings.app_id, timeout):
+            # The last of those batches, committed.
             wait_for_worker(kafka, settings.app_id, [topics.events], timeout, "the worker")
         click.echo("The worker has processed everything.", err=True)
 
 
-def _wait_for_sweeps(kafka, app_id: str, timeout: float) -> bool:
-    """After a change of rules, wait until every partition has moved its stored
-    customers to them (part of "processed everything": their changes come from the
-    sweep). Whether there was a sweep to wait for."""
+def wait_for_partitions_to_settle(kafka, app_id: str, timeout: float) -> bool:
+    """Wait until every partition has moved its stored customers to new rules after a
+    change of them, and fired the timers a tick left for later batches
+    (``timers_per_batch``): part of "processed everything", their changes come from
+    there. Whether there was anything to wait for."""
     deadline = time.monotonic() + timeout
     waited = False
+    told: set[str] = set()
     with ChangelogReader(kafka, clocks_changelog(app_id)) as reader:
         while True:
-            _, records = records_in(reader.read_to_end())
+            table = reader.read_to_end()
+            _, records = records_in(table)
             sweeping = sorted(partition for partition, record in records.items() if not record.swept)
-            if not sweeping:
+            behind = sorted(partition for (partition, key) in table if key == backlog_key(partition))
+            if not sweeping and not behind:
                 return waited
-            if not waited:
+            waited = True
+            if sweeping and "sweep" not in told:
                 versions = ", ".join(sorted({records[partition].version for partition in sweeping}))
                 click.echo(f"Partition(s) {', '.join(map(str, sweeping))} are moving their customers to rules "
                            f"{versions}; waiting for that too.", err=True)
-                waited = True
+                told.add("sweep")
+            if behind and "behind" not in told:
+                click.echo(f"Partition(s) {', '.join(map(str, behind))} have more customers due than a batch "
+                           "re-evaluates (timers_per_batch); waiting for the next batches too.", err=True)
+                told.add("behind")
             if time.monotonic() > deadline:
                 raise click.ClickException(
-                    f"partition(s) {', '.join(map(str, sweeping))} still moving their customers to new rules after "
-                    f"{timeout:.0f}s (segments_rules_sweep_pending): is `segments worker` running?"
+                    f"partition(s) {', '.join(map(str, sweeping or behind))} still "
+                    + ("moving their customers to new rules (segments_rules_sweep_pending)" if sweeping else
+                       "re-evaluating due customers (segments_due_timers_behind_seconds)")
+                    + f" after {timeout:.0f}s: is `segments worker` running?"
                 )
             time.sleep(0.5)
 

@@ -51,6 +51,7 @@ SPECS = [
     MetricSpec("segments_customers", "gauge", "Customers per segment ('none': no counted order), owned partitions.", ("segment",)),
     MetricSpec("segments_customers_tagged", "gauge", "Customers holding each tag, owned partitions.", ("tag",)),
     MetricSpec("segments_pending_timers", "gauge", "Customers with a scheduled time-caused re-evaluation.", ("partition",)),
+    MetricSpec("segments_due_timers_behind_seconds", "gauge", "How far behind the partition clock the earliest due customer not re-evaluated yet is: more came due at once than a batch takes (timers_per_batch); 0 when none.", ("partition",)),
     MetricSpec("segments_rules_sweep_pending", "gauge", "1 while a change of rules is still moving the partition's stored customers to the new rules.", ("partition",)),
     MetricSpec("segments_clock_ticks", "counter", "Clock ticks processed."),
     MetricSpec("segments_intake_held_events", "gauge", "Valid input events the intake holds for its event-time merge, waiting for input partitions to catch up."),
@@ -162,6 +163,8 @@ def _families(snapshot: WorkerSnapshot) -> Iterator[Metric]:
         add("segments_customers_tagged", [tag], census.tags.get(tag, 0))
     for partition, partition_census in sorted(snapshot.censuses.items()):
         add("segments_pending_timers", [str(partition)], partition_census.timers)
+    for partition in sorted(snapshot.clocks):
+        add("segments_due_timers_behind_seconds", [str(partition)], snapshot.timers_behind_seconds(partition))
     for partition, record in sorted(snapshot.rules.items()):
         add("segments_rules_sweep_pending", [str(partition)], 0 if record.swept else 1)
     add("segments_clock_ticks", [], telemetry.ticks)

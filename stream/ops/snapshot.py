@@ -56,6 +56,9 @@ class WorkerSnapshot:
     # when each database has its own.
     rocksdb_memory_bytes: int | None = None
     rocksdb_memory_budget_bytes: int | None = None
+    # Partition -> the earliest instant of the timers due by its clock that wait for its
+    # next batches (timers_per_batch); partitions with none are absent.
+    timer_backlogs: dict[int, int] = field(default_factory=dict)
 
     @property
     def census(self) -> Census:
@@ -64,6 +67,12 @@ class WorkerSnapshot:
     def event_time_lag_seconds(self, partition: int) -> float | None:
         clock = self.clocks.get(partition)
         return None if clock is None else (self.now_ms - clock) / 1000
+
+    def timers_behind_seconds(self, partition: int) -> float:
+        """How far behind its clock the partition's earliest due timer not fired yet is
+        (0: none)."""
+        clock, backlog = self.clocks.get(partition), self.timer_backlogs.get(partition)
+        return 0.0 if clock is None or backlog is None else max(0.0, (clock - backlog) / 1000)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 The partition clock is the latest ``occurred_at`` processed on the partition or the
 latest tick, whichever is later (spec §1). Time-caused changes fire once the clock
 passes their instant, found through the store's timer index, so a tick costs in
-proportion to the customers that are due.
+proportion to the customers that are due. A processor re-evaluates at most
+``timers_per_batch`` of them; the next processors over the store go on where it stopped
+(``catch_up``), and a customer loaded meanwhile is brought to the clock first, so the
+changes do not depend on where the batches were cut.
 
 A change of rules (``stream/processing/rules_change.py``) takes effect at the partition
 clock when the processor first runs under the new rules: every customer stamped with
@@ -48,11 +51,15 @@ class StepResult:
 
 
 class PartitionProcessor:
-    def __init__(self, rules: Rules, store: ProcessorStore) -> None:
+    def __init__(self, rules: Rules, store: ProcessorStore, *, timers_per_batch: int | None = None) -> None:
+        """``timers_per_batch``: how many due customers this processor re-evaluates at
+        most (None: all); the rest stay due for the next processor over the store (see
+        ``_fire_due``)."""
         self.rules = rules
         self.store = store
         self._rules_record: RulesRecord | None = None
         self._stamp: int | None = None
+        self._timers_left = timers_per_batch
 
     def on_event(self, event: InputEvent) -> StepResult:
         result = self._move_clock(event.occurred_at)
@@ -82,6 +89,12 @@ class PartitionProcessor:
 
     def on_tick(self, now: int) -> StepResult:
         return self._move_clock(now)
+
+    def catch_up(self) -> StepResult:
+        """Fire the timers due by the clock that earlier processors left (their
+        ``timers_per_batch`` ran out), as far as this one's allows."""
+        clock = self.store.clock()
+        return self._fire_due(clock) if clock is not None else StepResult()
 
     def sweep_rules(self, limit: int) -> StepResult:
         """After a change of rules, adopt them for up to ``limit`` more stored customers
@@ -134,12 +147,20 @@ class PartitionProcessor:
 
     def _load(self, customer_id: str) -> tuple[CustomerState | None, int | None, list[Change]]:
         """The customer's state (None: never seen), the instant its timer is stored under,
-        and the changes of adopting the rules, when it was stamped with others."""
+        and the changes that bring it to the partition clock: adopting the rules, when it
+        was stamped with others, and the time-caused changes due by the clock that no
+        tick has fired yet (``_fire_due`` leaves some for later batches), so whatever
+        loads it next sees it as if every tick had fired in full."""
         state = self.store.load(customer_id)
         if state is None:
             return None, None, []
         old_due = scheduled_due(state, self.rules)
-        return state, old_due, self._adopt(state) if state.rules_tag != self.stamp() else []
+        if state.rules_tag != self.stamp():
+            return state, old_due, self._adopt(state)
+        clock = self.store.clock()
+        if old_due is not None and clock is not None and old_due <= clock:
+            return state, old_due, advance(state, clock, self.rules)
+        return state, old_due, []
 
     def _adopt(self, state: CustomerState) -> list[Change]:
         """Move a customer stamped with other rules to these, at the instant they took
@@ -171,20 +192,38 @@ class PartitionProcessor:
         return self._fire_due(clock)
 
     def _fire_due(self, clock: int) -> StepResult:
+        """Re-evaluate the customers due by ``clock``, earliest first, up to the
+        processor's ``timers_per_batch``. A tick after a long pause (a worker back from an
+        outage, a replay's ``--until`` months ahead) can make a sizeable share of all
+        customers due at once; fired in one batch, their states, changes and profiles
+        would all be held at once. Those left over are fired by later batches, or as they
+        are loaded (``_load``), with the same changes."""
         result = StepResult()
         while True:
-            due = self.store.due(clock, _TIMER_BATCH)
+            limit = _TIMER_BATCH if self._timers_left is None else min(_TIMER_BATCH, self._timers_left)
+            due = self.store.due(clock, limit) if limit else []
             if not due:
                 return result
+            if self._timers_left is not None:
+                self._timers_left -= len(due)
             for instant, customer_id in due:
                 state, _, changes = self._load(customer_id)
                 if state is None:  # a timer outliving its customer: drop it
                     self.store.reschedule(customer_id, instant, None)
                     continue
-                changes.extend(advance(state, clock, self.rules))
+                changes.extend(advance(state, clock, self.rules))  # due by another route than its timer
                 self._save(state, instant)
                 result.changes.extend(changes)
                 result.touched[customer_id] = state
+
+    def first_due_left(self) -> int | None:
+        """The instant of the earliest timer due by the partition clock that has not
+        fired (``timers_per_batch`` ran out), None when every due one has."""
+        clock = self.store.clock()
+        if clock is None:
+            return None
+        due = self.store.due(clock, 1)
+        return due[0][0] if due else None
 
     def _save(self, state: CustomerState, old_due: int | None) -> None:
         look_ahead(state, self.rules)  # the timer skips candidates that would change nothing

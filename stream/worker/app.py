@@ -242,6 +242,8 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     # Partition -> whether its last batch left a change of rules to sweep; a partition
     # with no batch yet, or one still sweeping, is nudged.
     sweeping: dict[int, bool] = {}
+    # Partitions whose last batch left due timers for the next (timers_per_batch).
+    timers_behind: set[int] = set()
     # partition -> delivery of the last batch's changelog records
     changelog_in_flight: dict[int, asyncio.Future] = {}
 
@@ -261,6 +263,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         try:
             output = process_records(
                 [record.value or b"" for record in records], store, rules, now_ms(), settings.rules_sweep_customers,
+                settings.timers_per_batch,
             )
         except RulesChangeError as error:
             rules_file = settings.rules_file or "the shipped rules"
@@ -268,8 +271,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await app.crash(RulesChangeError(f"{rules_file}: {error} (README: Changing the rules)"))
             return
         outputs = OutputBatch(app, topics.events, partition)
-        if sweeping_on(partition, output.rules):
-            # The next batch sweeps on at once, whether or not events come.
+        if sweeping_on(partition, output.rules) | behind_on(partition, output.first_due_left):
+            # The next batch sweeps on, or fires the due timers left, at once, whether or
+            # not events come.
             outputs.add(topics.events, NUDGE_KEY, encode_nudge(), partition=partition)
         for key, value in output.changes:
             outputs.add(topics.segment_changes, key, value)
@@ -314,6 +318,19 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         elif was_sweeping and not now_sweeping:
             log.warning("partition %d: every stored customer is under rules %s", partition, rules.version)
         return now_sweeping
+
+    def behind_on(partition: int, first_due_left: int | None) -> bool:
+        """Whether the partition has due timers left for its next batches (logged as it
+        falls behind and catches up)."""
+        was_behind = partition in timers_behind
+        if first_due_left is not None and not was_behind:
+            log.info("partition %d: more customers are due than a batch re-evaluates (timers_per_batch = %d); "
+                     "the next batches go on from %s", partition, settings.timers_per_batch, rfc3339_ms(first_due_left))
+            timers_behind.add(partition)
+        elif first_due_left is None and was_behind:
+            log.info("partition %d: every customer due by the clock re-evaluated", partition)
+            timers_behind.discard(partition)
+        return first_due_left is not None
 
     async def send_to_partition(partition: int, key: bytes, value: bytes) -> None:
         """A tick or a nudge: no consumed offset stands behind it, so it goes outside the
@@ -365,6 +382,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
         intake_progress.reset()
         events_progress.reset()
         sweeping.clear()
+        timers_behind.clear()
         let_go_of_held_events()
 
     def let_go_of_held_events() -> None:

@@ -40,17 +40,22 @@ class BatchOutput:
     ticks: int = 0
     # The partition's rules record after the batch (stream/processing/rules_change.py).
     rules: RulesRecord | None = None
+    # The instant of the earliest timer due by the clock left for the next batches
+    # (``timers_per_batch``); None: every due one fired.
+    first_due_left: int | None = None
 
 
 def process_records(
     values: list[bytes], store: TableStore, rules: Rules, emitted_at_ms: int, sweep_customers: int,
+    timers_per_batch: int | None = None,
 ) -> BatchOutput:
     """Run events and ticks (``segments-events`` values) through the processor over
-    ``store``, then, after a change of rules, move up to ``sweep_customers`` more stored
-    customers to the new rules; the caller sends the outputs, then flushes the store.
+    ``store``, firing up to ``timers_per_batch`` due customers' timers (None: all), then,
+    after a change of rules, move up to ``sweep_customers`` more stored customers to the
+    new rules; the caller sends the outputs, then flushes the store.
 
     Raises ``RulesChangeError`` when the stored states cannot be carried over to ``rules``."""
-    processor = PartitionProcessor(rules, store)
+    processor = PartitionProcessor(rules, store, timers_per_batch=timers_per_batch)
     result = StepResult()
     output = BatchOutput()
     for value in values:
@@ -62,8 +67,11 @@ def process_records(
             result.extend(processor.on_tick(decoded))
         else:
             result.extend(processor.on_event(decoded))
+    result.extend(processor.catch_up())  # a nudge's batch, or one after a tick that left some
     result.extend(processor.sweep_rules(sweep_customers))
     output.rules = processor.rules_record()
+    output.first_due_left = processor.first_due_left()
+    store.set_timer_backlog(output.first_due_left)
     emitted_at = rfc3339_ms(emitted_at_ms)
     for change in result.changes:
         change_record = change.to_json_dict()

@@ -15,7 +15,7 @@ from stream.ops.telemetry import WorkerTelemetry
 from stream.processing.census import Census
 from stream.rules import Rules
 from stream.processing.rules_change import RulesRecord
-from stream.worker.table_keys import census_key, clock_key, partition_of, rules_key
+from stream.worker.table_keys import backlog_key, census_key, clock_key, partition_of, rules_key
 from stream.worker.tables import read_history
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ class WorkerProbe:
         clocks: dict[int, int | None] = {}
         censuses: dict[int, Census] = {}
         rules: dict[int, RulesRecord] = {}
+        backlogs: dict[int, int] = {}
         for partition in partitions:
             raw_rules = self.clocks.get(rules_key(partition))
             if raw_rules is not None:
@@ -150,6 +151,9 @@ class WorkerProbe:
             raw_census = self.clocks.get(census_key(partition))
             if raw_census is not None:
                 censuses[partition] = Census.from_bytes(raw_census)
+            raw_backlog = self.clocks.get(backlog_key(partition))
+            if raw_backlog is not None:
+                backlogs[partition] = int(raw_backlog)
         memory = getattr(self.app, "segments_rocksdb_memory", None)
         return WorkerSnapshot(
             app_id=self.app.conf.id, group=self.app.conf.id, rules_version=self.rules.version,
@@ -159,6 +163,7 @@ class WorkerProbe:
             clock=self.clock, processing_guarantee=self.processing_guarantee,
             rocksdb_memory_bytes=memory.usage_bytes() if memory is not None else None,
             rocksdb_memory_budget_bytes=memory.budget_bytes if memory is not None else None,
+            timer_backlogs=backlogs,
         )
 
     def consumer_offsets(self) -> list[dict[str, Any]]:

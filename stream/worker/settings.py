@@ -90,6 +90,12 @@ class WorkerSettings(CompactionLag):
     # After a change of rules, how many stored customers each batch of a partition moves
     # to the new rules (stream/processing/rules_change.py): the sweep's share of a batch.
     rules_sweep_customers: int = Field(1000, ge=1)
+    # How many due customers a batch of a partition re-evaluates at most when the clock
+    # moves: a tick after a pause can make a large share of all customers due at once,
+    # and a batch holds its changes, states and profiles until they are sent. The rest
+    # fire in the next batches, at once (or as their customers' events come), with the
+    # same changes.
+    timers_per_batch: int = Field(1000, ge=1)
     # How long the group waits for a silent member before giving its partitions to the
     # others: after a crash, the partitions wait this long (Kafka's default, 45 s).
     session_timeout_seconds: float = Field(45.0, ge=6, le=300)

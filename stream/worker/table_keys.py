@@ -59,6 +59,12 @@ def census_key(partition: int) -> bytes:
     return f"census:{partition}".encode()
 
 
+def backlog_key(partition: int) -> bytes:
+    """The due instant of the partition's earliest timer a tick left unfired (absent:
+    every timer due by the clock has fired)."""
+    return f"backlog:{partition}".encode()
+
+
 def history_prefix(customer_id: str) -> bytes:
     """The first bytes of every key of the customer's history (length-prefixed, so no
     customer's keys run into another's)."""

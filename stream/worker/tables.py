@@ -8,7 +8,9 @@ Four tables, each on RocksDB with a Kafka changelog:
   exactly the customers that are due, never all of them;
 - ``clocks``: ``clock:<partition>`` -> the partition clock (epoch ms),
   ``census:<partition>`` -> the partition's census (stream/processing/census.py), and
-  ``rules:<partition>`` -> the rules it runs under (stream/processing/rules_change.py);
+  ``rules:<partition>`` -> the rules it runs under (stream/processing/rules_change.py),
+  ``backlog:<partition>`` -> while customers due by the clock wait for later batches
+  (``timers_per_batch``), the earliest of their timers' instants;
 - ``recent_changes``: (customer id, change sequence number) -> that change as the
   customer lookup shows it (``history_entry``), the customer's latest HISTORY_LIMIT
   changes; each change is written once and deleted HISTORY_LIMIT changes later.
@@ -32,7 +34,7 @@ from stream.processing.processor import scheduled_due
 from stream.rules import Rules
 from stream.worker.plumbing import ChangelogRecord, LocalWrites, read_local
 from stream.worker.table_keys import (
-    DUE, census_key, clock_key, history_key, history_prefix, offset_key, rules_key, split_timer_key, timer_key,
+    DUE, backlog_key, census_key, clock_key, history_key, history_prefix, offset_key, rules_key, split_timer_key, timer_key,
 )
 
 # faust keeps its own bookkeeping (the changelog offset) in every partition's RocksDB.
@@ -105,6 +107,9 @@ class TableStore:
         self._clock_loaded = False
         self._clock_dirty = False
         self._rules_record: bytes | None = None  # to write at the flush
+        self._backlog_loaded = False
+        self._persisted_backlog: int | None = None
+        self._backlog: int | None = None
 
     # ---------------------------------------------------------------- states
 
@@ -164,10 +169,13 @@ class TableStore:
 
     def _fired_through(self) -> int | None:
         """Every timer at or before the clock persisted by the last batch has fired (and
-        was deleted), so scans can start after it and skip the deleted keys' tombstones,
-        which RocksDB would otherwise walk one by one."""
+        was deleted), except from its backlog on, so scans can start there and skip the
+        deleted keys' tombstones, which RocksDB would otherwise walk one by one."""
         if not self._clock_loaded:
             self.clock()
+        backlog = self.timer_backlog()
+        if backlog is not None and self._persisted_clock is not None:
+            return min(self._persisted_clock, backlog - 1)
         return self._persisted_clock
 
     def _iter_persisted_timer_keys(self, start: bytes):
@@ -307,6 +315,19 @@ class TableStore:
         self._clock = now
         self._clock_dirty = True
 
+    def timer_backlog(self) -> int | None:
+        """The earliest instant of the timers due by the clock that are still to fire,
+        as the last batch left them (None: none)."""
+        if not self._backlog_loaded:
+            raw = read_local(self._clocks_table, self.partition, backlog_key(self.partition))
+            self._persisted_backlog = self._backlog = int(raw) if raw is not None else None
+            self._backlog_loaded = True
+        return self._persisted_backlog
+
+    def set_timer_backlog(self, first_due: int | None) -> None:
+        self.timer_backlog()
+        self._backlog = first_due
+
     # ----------------------------------------------------------------- flush
 
     def flush(self) -> list[ChangelogRecord]:
@@ -343,6 +364,10 @@ class TableStore:
         if self._rules_record is not None:
             put(self._clocks_table, rules_key(self.partition), self._rules_record)
             self._rules_record = None
+        if self._backlog_loaded and self._backlog != self._persisted_backlog:
+            put(self._clocks_table, backlog_key(self.partition),
+                None if self._backlog is None else str(self._backlog).encode())
+            self._persisted_backlog = self._backlog
         if self._last_offset is not None:
             put(self._clocks_table, offset_key(self.partition), str(self._last_offset).encode())
             self._last_offset = None

@@ -42,10 +42,10 @@ def _customer_events(history: Path, customer: str) -> list[str]:
     return lines
 
 
-def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, tmp_path: Path) -> None:
+def assert_stream_equals_batch(ns: WorkerNamespace, history: Path, tmp_path: Path, until: str = UNTIL) -> None:
     snapshot = tmp_path / "snapshot.jsonl"
     ns.cli("snapshot", "--out", str(snapshot))
-    batch_profiles, batch_changes = batch_results(history, UNTIL, tmp_path)
+    batch_profiles, batch_changes = batch_results(history, until, tmp_path)
     stream_profiles = snapshot.read_bytes().splitlines()
     stream_changes = ns.changes_by_customer()
     differing = sorted(
@@ -89,3 +89,20 @@ def test_generated_behaviour_live_replay_stream_equals_batch(
     namespace.start_worker()
     namespace.cli("replay", str(generated_history), "--until", UNTIL, "--wait", "--timeout", "240")
     assert_stream_equals_batch(namespace, generated_history, tmp_path)
+
+
+def test_due_customers_beyond_a_batch_fire_in_the_next_batches_as_batch_computes(
+    kafka_bootstrap: str, unique_name, generated_history: Path, tmp_path: Path
+) -> None:
+    """With a few due customers per batch at most (timers_per_batch), the clock's moves
+    through the history and the final tick a year ahead leave customers due for later
+    batches, while events for some of them keep coming: the same changes as batch's."""
+    ns = WorkerNamespace(kafka_bootstrap, unique_name("backlog"), tmp_path, worker_settings="timers_per_batch = 3")
+    try:
+        ns.start_worker()
+        until = "1999-07-01"
+        ns.cli("replay", str(generated_history), "--until", until, "--wait", "--timeout", "300")
+        assert "more customers are due than a batch re-evaluates" in ns.worker_log.read_text()
+        assert_stream_equals_batch(ns, generated_history, tmp_path, until)
+    finally:
+        ns.close()

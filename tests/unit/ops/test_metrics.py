@@ -133,3 +133,9 @@ def test_the_process_start_time_holds_still_between_scrapes(monkeypatch) -> None
     monkeypatch.setattr(ProcessCollector, "_boot_time", lambda self: float(next(boot_times)))
     starts = {parse(render_metrics(snapshot()))["process_start_time_seconds"][()] for _ in range(3)}
     assert len(starts) == 1
+
+
+def test_due_timers_behind_say_how_far_the_earliest_waiting_customer_is_behind_its_clock() -> None:
+    shot = snapshot(clocks={0: 9_000, 1: 4_000, 2: None}, timer_backlogs={0: 1_500})
+    behind = parse(render_metrics(shot))["segments_due_timers_behind_seconds"]
+    assert behind == {(("partition", "0"),): 7.5, (("partition", "1"),): 0, (("partition", "2"),): 0}
