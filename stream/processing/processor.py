@@ -207,11 +207,12 @@ class PartitionProcessor:
             if self._timers_left is not None:
                 self._timers_left -= len(due)
             for instant, customer_id in due:
-                state, _, changes = self._load(customer_id)
+                state, old_due, changes = self._load(customer_id)
                 if state is None:  # a timer outliving its customer: drop it
                     self.store.reschedule(customer_id, instant, None)
                     continue
-                changes.extend(advance(state, clock, self.rules))  # due by another route than its timer
+                if old_due is None or old_due > clock:  # not brought to the clock by _load
+                    changes.extend(advance(state, clock, self.rules))
                 self._save(state, instant)
                 result.changes.extend(changes)
                 result.touched[customer_id] = state

@@ -271,7 +271,9 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
             await app.crash(RulesChangeError(f"{rules_file}: {error} (README: Changing the rules)"))
             return
         outputs = OutputBatch(app, topics.events, partition)
-        if sweeping_on(partition, output.rules) | behind_on(partition, output.first_due_left):
+        sweeping_more = sweeping_on(partition, output.rules)
+        timers_left = behind_on(partition, output.first_due_left)
+        if sweeping_more or timers_left:
             # The next batch sweeps on, or fires the due timers left, at once, whether or
             # not events come.
             outputs.add(topics.events, NUDGE_KEY, encode_nudge(), partition=partition)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from stream.core.json_bytes import dumps_compact
 from stream.core.profile import profile
 from stream.core.state import CustomerState
