@@ -173,7 +173,11 @@ class PartitionProcessor:
         if record.since is None:
             return []
         changes: list[Change] = []
-        for rules, since, until in record.passage(state.rules_tag):  # the customer's stamp
+        passage = record.passage(state.rules_tag)  # the customer's stamp
+        own = record.own_rules(state.rules_tag)
+        if own is not None:  # due under them still, when a tick left it for later batches
+            changes.extend(advance(state, passage[0][1] if passage else record.since, own))
+        for rules, since, until in passage:
             changes.extend(adopt_rules(state, since, rules))
             changes.extend(advance(state, until, rules))
         changes.extend(adopt_rules(state, record.since, self.rules))

@@ -15,12 +15,19 @@ event, a timer, or the sweep), so what each customer emits does not depend on wh
 sweep reaches it: the changes the new rules make at ``since`` (cause ``rules``), then
 the time-caused ones after it, with their own instants.
 
-While a sweep runs, the record also keeps the rules' content (their TOML). A change of
-rules that comes before the sweep is done keeps the rules in between with their instants
-(``between``) and starts the sweep over: a customer not reached yet passes through each
-in turn (adopting it at its instant, then the time-caused changes under it up to the
-next change's instant), so it ends where it would have if every sweep had finished in
-time, as ``segments batch --rules-change`` computes it.
+The record also keeps the rules' content (their TOML). A change of rules that comes
+before the sweep is done keeps the rules in between with their instants (``between``)
+and starts the sweep over: a customer not reached yet passes through each in turn
+(adopting it at its instant, then the time-caused changes under it up to the next
+change's instant), so it ends where it would have if every sweep had finished in time,
+as ``segments batch --rules-change`` computes it.
+
+A customer may also still be due under the rules it is stamped with when they are
+replaced: a tick can leave due customers for later batches (``timers_per_batch``), and a
+worker restarted with new rules meanwhile finds them. So the record keeps the replaced
+rules' content too (``previous_text``), and a customer is first brought, under its own
+rules, to the instant they were replaced (``own_rules``), as a tick fired in full would
+have.
 
 Each change has a generation (the record's count of changes), and a customer is stamped
 with its rules and their generation (``stamp_of``), not with the rules alone: that is
@@ -75,10 +82,12 @@ class RulesRecord:
     when they replaced ``previous`` (None: no change since the record began).
     ``swept_to``: the last customer id the sweep adopted (None: not started);
     ``swept``: every stored customer has been visited. ``timezone``, ``window_days``,
-    ``open_days_kept``: what the states keep under these rules. While the sweep runs,
-    ``rules_text`` holds these rules (for a change that comes before it is done) and
-    ``between`` the rules of earlier changes whose sweeps it took over, oldest first.
-    ``generation``: how many changes the partition has taken on (see ``stamp_of``)."""
+    ``open_days_kept``: what the states keep under these rules. ``rules_text`` holds
+    these rules (for the next change); while the sweep runs, ``between`` the rules of
+    earlier changes whose sweeps it took over, oldest first, and ``previous_text`` the
+    rules before the first of those changes (or before these). ``generation``: how many changes the partition has taken on (see
+    ``stamp_of``). Records written before 2026-11-28 kept ``rules_text`` only while a
+    sweep ran, and none kept ``previous_text`` before 2026-11-29."""
 
     version: str
     timezone: str
@@ -91,11 +100,12 @@ class RulesRecord:
     rules_text: str | None = None
     between: tuple[RulesBetween, ...] = ()
     generation: int = 0
+    previous_text: str | None = None
 
     def to_bytes(self) -> bytes:
         fields = asdict(self)
         # A record without a change under way reads as records did before these fields.
-        for name in ("rules_text", "between"):
+        for name in ("rules_text", "between", "previous_text"):
             if not fields[name]:
                 del fields[name]
         return orjson.dumps(fields)
@@ -108,7 +118,21 @@ class RulesRecord:
 
     def finished(self, swept_to: str | None) -> RulesRecord:
         """The record once the sweep has visited every stored customer."""
-        return replace(self, swept_to=swept_to, swept=True, rules_text=None, between=())
+        return replace(self, swept_to=swept_to, swept=True, between=(), previous_text=None)
+
+    def own_rules(self, stamp: int) -> Rules | None:
+        """The rules a customer stamped with ``stamp`` is under, when they are among those
+        this change replaced (None: unknown, or the record's own)."""
+        for step in self.between:
+            if step.stamp == stamp:
+                return step.rules
+        # The rules before the first change whose sweep is not done: one generation before it.
+        generation = (self.between[0].generation if self.between else self.generation) - 1
+        if self.previous_text is not None and generation >= 0:
+            previous = rules_from_text(self.previous_text)
+            if stamp_of(previous, generation) == stamp:
+                return previous
+        return None
 
     def passage(self, stamp: int) -> list[tuple[Rules, int, int]]:
         """The rules a customer stamped with ``stamp`` passes through before these:
@@ -186,19 +210,25 @@ def changeover(record: RulesRecord | None, rules: Rules, clock: int | None) -> R
 
     Raises RulesChangeError when the stored states cannot be carried over."""
     if record is None:  # a new partition, or one kept before records existed
-        return record_for(rules)
+        return replace(record_for(rules), rules_text=render_rules_toml(rules))
     if record.version == rules.version:
+        if record.rules_text is None:  # written before records kept their rules
+            return replace(record, rules_text=render_rules_toml(rules))
         return record
     problems = incompatibilities(record, rules)
     if problems:
         raise RulesChangeError("; ".join(problems))
     generation = record.generation + 1
+    rules_text = render_rules_toml(rules)
     if clock is None:  # no clock, no customers: nothing to move
-        return replace(record_for(rules), previous=record.version, generation=generation)
+        return replace(record_for(rules), previous=record.version, generation=generation, rules_text=rules_text)
     between = record.between
+    previous_text = record.rules_text
     if not record.swept and record.since is not None and record.rules_text is not None:
         between = (*between, RulesBetween(record.version, record.previous, record.since, record.rules_text, record.generation))
+        # Customers the sweep has not reached are still under the rules before it.
+        previous_text = record.previous_text
     return replace(
         record_for(rules), since=clock, previous=record.version, swept_to=None, swept=False,
-        rules_text=render_rules_toml(rules), between=between, generation=generation,
+        rules_text=rules_text, between=between, generation=generation, previous_text=previous_text,
     )

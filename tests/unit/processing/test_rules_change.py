@@ -15,7 +15,9 @@ from stream.core.params import params_for
 from stream.core.profile import profile
 from stream.core.timeutil import parse_rfc3339_ms
 from stream.processing import MemoryStore, PartitionProcessor
-from stream.processing.rules_change import RulesChangeError, RulesRecord, changeover, record_for, stamp_of
+from stream.processing.rules_change import (
+    RulesChangeError, RulesRecord, changeover, record_for, rules_from_text, stamp_of,
+)
 from stream.rules import Rules
 
 DAY = 86_400_000
@@ -49,8 +51,11 @@ def identities(changes) -> list[str]:
 
 def test_the_record_of_a_partition_follows_the_rules_it_runs_under() -> None:
     first = changeover(None, OLD, None)
-    assert first == record_for(OLD) and first.since is None and first.swept
+    assert replace(first, rules_text=None) == record_for(OLD) and first.since is None and first.swept
+    assert rules_from_text(first.rules_text) == OLD  # kept for the next change
     assert changeover(first, OLD, 123) is first
+    # A record written before records kept their rules gets them.
+    assert changeover(record_for(OLD), OLD, 123) == first
     changed = changeover(first, NEW, 5_000)
     assert (changed.version, changed.previous, changed.since, changed.swept, changed.swept_to) == (
         NEW.version, OLD.version, 5_000, False, None,
@@ -88,10 +93,15 @@ def test_a_change_of_rules_while_the_previous_one_is_being_swept_keeps_the_rules
     [between] = chained.between
     assert (between.version, between.previous, between.since, between.rules) == (NEW.version, OLD.version, 5_000, NEW)
     assert RulesRecord.from_bytes(chained.to_bytes()) == chained
-    # Finished, the record keeps neither, and reads as records did before them.
+    # The rules before the changes, for customers still due under them (timers_per_batch).
+    kept = changeover(changeover(changeover(None, OLD, None), NEW, 5_000), THIRD, 6_000)
+    assert rules_from_text(kept.previous_text) == OLD
+    assert kept.own_rules(stamp_of(OLD, 0)) == OLD and kept.own_rules(stamp_of(NEW, 1)) == NEW
+    assert kept.own_rules(stamp_of(THIRD, 2)) is None
+    # Finished, the record keeps only its own rules.
     done = chained.finished("c099")
-    assert (done.rules_text, done.between, done.swept) == (None, (), True)
-    assert b"between" not in done.to_bytes() and RulesRecord.from_bytes(done.to_bytes()) == done
+    assert (done.rules_text, done.between, done.previous_text, done.swept) == (chained.rules_text, (), None, True)
+    assert "between" not in orjson.loads(done.to_bytes()) and RulesRecord.from_bytes(done.to_bytes()) == done
     after_done = changeover(done, NEW, 7_000)
     assert (after_done.previous, after_done.between) == (THIRD.version, ())
 

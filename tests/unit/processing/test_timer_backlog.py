@@ -135,3 +135,33 @@ def test_an_event_for_a_customer_still_due_comes_after_its_time_caused_changes()
     assert [c.at for c in bob.changes if c.cause.kind == "time"] == sorted(
         c.at for c in fired.changes if c.cause.kind == "time")
     assert second.first_due_left() is None
+
+
+OTHER = RULES.model_validate({"scores": {"recency": {"thresholds": [10, 60, 120, 300]}}, "window_days": 365})
+THIRD = RULES.model_validate({"scores": {"recency": {"thresholds": [20, 45, 150, 300]}}, "window_days": 365})
+
+
+@pytest.mark.parametrize("changes_of_rules", [[OTHER], [OTHER, THIRD]])
+def test_a_change_of_rules_while_customers_are_still_due_under_the_old_ones(changes_of_rules: list) -> None:
+    """The worker restarted with new rules (once, or twice before the first change's
+    sweep is done) while a tick's due customers wait for later batches: they are first
+    brought to the clock under the rules they are stamped with."""
+    def run_changes(timers_per_batch: int | None) -> dict[str, list[str]]:
+        store = MemoryStore()
+        made: list = []
+        first = PartitionProcessor(RULES, store, timers_per_batch=timers_per_batch)
+        for number in range(12):
+            made += first.on_event(order(number, f"c{number:02d}", START + number * 3_600_000)).changes
+        made += first.on_tick(START + 100 * DAY).changes
+        for rules in changes_of_rules:  # each restart: a batch that fires nothing and sweeps nothing
+            made += PartitionProcessor(rules, store, timers_per_batch=0).sweep_rules(0).changes
+        while True:  # then the worker's batches, a few customers at a time
+            processor = PartitionProcessor(changes_of_rules[-1], store, timers_per_batch=timers_per_batch or 10_000)
+            made += processor.catch_up().changes
+            made += processor.sweep_rules(2).changes
+            if processor.first_due_left() is None and processor.rules_record().swept:
+                return by_customer(made)
+
+    reference = run_changes(None)
+    assert any(len(ids) > 3 for ids in reference.values())  # time-caused changes under the old rules
+    assert run_changes(2) == reference
