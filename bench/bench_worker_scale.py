@@ -14,7 +14,9 @@ does. While the worker takes them its resident memory (`VmRSS`) is sampled. Then
   last change it caused, with the worker's CPU meanwhile, beside the changes;
 - a restore: the worker stopped, its state folder deleted (a replacement machine), and
   started again; timed until `/readyz` says its tables are recovered, with the RSS
-  after.
+  after. ``--settle S`` waits S seconds before it, for the broker's log cleaner to
+  compact what the changelogs' closed segments hold (``changelog_segment_minutes``); the
+  changelogs' size on the local broker's disk is reported (when it is the one used).
 
     .venv/bin/python bench/bench_worker_scale.py --customers 1000000
 """
@@ -43,6 +45,7 @@ from bench.bench_stream_vs_batch import publish  # noqa: E402
 from bench.proc_stats import cpu_seconds, folder_bytes, rss_mib  # noqa: E402
 from stream.clients import KafkaSettings  # noqa: E402
 from stream.clients.progress import end_offsets, records_from, wait_until_consumed  # noqa: E402
+from stream.broker.local import LocalBroker, default_home  # noqa: E402
 from stream.cli.replay import wait_for_partitions_to_settle  # noqa: E402
 from stream.clients.topics import partitions_of  # noqa: E402
 from stream.core.timeutil import rfc3339_ms  # noqa: E402
@@ -64,6 +67,15 @@ def one_order_each(customers: int, days: int, seed: int = 7) -> list[dict]:
          "order_id": f"o{number}", "status": "placed", "total": float(rng.randrange(5, 300)), "currency": "USD"}
         for number, instant in enumerate(instants)
     ]
+
+
+def changelog_bytes(bootstrap: str, prefix: str) -> int | None:
+    """Bytes the app's changelog partitions take on the local broker's disk (None: the
+    broker is another one)."""
+    status = LocalBroker(default_home()).status()
+    if not (status.running and status.bootstrap == bootstrap and status.data_dir):
+        return None
+    return sum(folder_bytes(folder) for folder in Path(status.data_dir).glob(f"{prefix}-*-changelog-*"))
 
 
 def ready(web_url: str) -> bool:
@@ -90,6 +102,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--worker-settings", default="", help='extra [worker] lines, e.g. "rocksdb_memory_mib = 0"')
     parser.add_argument("--no-restore", action="store_true", help="skip the restore from the changelogs")
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait before the restore")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
@@ -160,6 +173,8 @@ def main() -> None:
             restore = None
             if not args.no_restore:
                 ns.stop_worker()
+                time.sleep(args.settle)
+                changelogs = changelog_bytes(bootstrap, ns.prefix)
                 shutil.rmtree(state_folder)
                 started = time.monotonic()
                 ns.start_worker(ready_timeout=3600)
@@ -171,7 +186,7 @@ def main() -> None:
                 restore_seconds = time.monotonic() - started
                 time.sleep(5)
                 restore = (restore_seconds, gauge_sum(ns.web_url, "segments_customers"), rss_mib(ns.worker.pid) or 0.0,
-                           cpu_seconds(ns.worker.pid), folder_bytes(state_folder))
+                           cpu_seconds(ns.worker.pid), folder_bytes(state_folder), changelogs)
         finally:
             ns.close()
 
@@ -193,9 +208,11 @@ def main() -> None:
         print(f"| rollover of {days} day(s) | {changes:,} changes ({changes / len(events):.2%} of the customers), "
               f"{seconds:.2f} s, worker CPU {cpu_used:.2f} s; {per_change} |")
     if restore:
-        seconds, restored, rss, cpu, state = restore
-        print(f"| restore from the changelogs (state folder deleted) until ready | {seconds:.0f} s for {restored:,.0f} "
-              f"customers; CPU {cpu:.0f} s; RSS after {rss:.0f} MiB; state folder {state / 2**20:.0f} MiB |")
+        seconds, restored, rss, cpu, state, changelogs = restore
+        on_disk = f"; changelogs on the broker {changelogs / 2**20:,.0f} MiB" if changelogs is not None else ""
+        print(f"| restore from the changelogs (state folder deleted{f', after {args.settle:g} s' if args.settle else ''}) "
+              f"until ready | {seconds:.0f} s for {restored:,.0f} customers; CPU {cpu:.0f} s; RSS after {rss:.0f} MiB; "
+              f"state folder {state / 2**20:.0f} MiB{on_disk} |")
 
 
 if __name__ == "__main__":

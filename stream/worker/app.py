@@ -51,8 +51,7 @@ def build_app(settings: WorkerSettings, kafka: KafkaSettings, rules: Rules, *, r
     dead_letter_topic = app.topic(topics.dead_letter, partitions=partitions, internal=True, **RAW)
 
     customers, timers, clocks, history = (
-        state_table(app, name, partitions, few_keys=name == "clocks",
-                    max_compaction_lag_ms=None if name == "clocks" else settings.max_compaction_lag_ms)
+        state_table(app, name, partitions, few_keys=name == "clocks", compaction=None if name == "clocks" else settings)
         for name in WORKER_TABLES
     )
 

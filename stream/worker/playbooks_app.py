@@ -67,7 +67,7 @@ def build_playbooks_app(
     changes_topic_name = settings.topics.segment_changes
     assert changes_topic_name is not None
     changes_topic = app.topic(changes_topic_name, **RAW)
-    policies = state_table(app, "policies", partitions, max_compaction_lag_ms=settings.max_compaction_lag_ms)
+    policies = state_table(app, "policies", partitions, compaction=settings)
     # partition -> the last segment-changes offset decided (see stream/worker/offsets.py)
     progress = state_table(app, "progress", partitions, few_keys=True)
     exactly_once = settings.processing_guarantee == "exactly_once"

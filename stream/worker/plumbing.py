@@ -22,7 +22,7 @@ from stream.worker.exactly_once_recovery import settle_recovery_tails
 from stream.worker.faust_patches import apply_faust_patches, reread_cleared_messages
 from stream.worker.recovery_watch import watch_recovery
 from stream.worker.rocksdb_memory import SharedRocksDBMemory, bound_table_memory
-from stream.worker.settings import state_dir
+from stream.worker.settings import CompactionLag, state_dir
 
 # RocksDB options of every table partition (faust's RocksDBOptions keywords). faust's
 # defaults (a 2 GiB block cache and three 64 MiB write buffers per database, and the
@@ -125,14 +125,16 @@ FEW_KEYS_CHANGELOG = {"segment.ms": str(10 * 60 * 1000)}
 
 
 def state_table(
-    app: faust.App, name: str, partitions: int, *, few_keys: bool = False, max_compaction_lag_ms: int | None = None,
+    app: faust.App, name: str, partitions: int, *, few_keys: bool = False, compaction: CompactionLag | None = None,
 ) -> Any:
     """A faust table of raw bytes on RocksDB (with ROCKSDB_OPTIONS) and a changelog
     (with FEW_KEYS_CHANGELOG's settings when the table has ``few_keys`` rewritten often;
-    ``max_compaction_lag_ms`` for one that holds customer data, see WorkerSettings)."""
+    ``compaction``'s lag and segment length for one that holds customer data, see
+    CompactionLag)."""
     configs = dict(FEW_KEYS_CHANGELOG) if few_keys else {}
-    if max_compaction_lag_ms is not None:
-        configs["max.compaction.lag.ms"] = str(max_compaction_lag_ms)
+    if compaction is not None:
+        configs["max.compaction.lag.ms"] = str(compaction.max_compaction_lag_ms)
+        configs["segment.ms"] = str(compaction.changelog_segment_ms)
     # A fresh dict each time: faust's store pops keys out of the options it is given.
     table = app.Table(
         name, partitions=partitions, key_type=bytes, value_type=bytes, options=dict(ROCKSDB_OPTIONS),

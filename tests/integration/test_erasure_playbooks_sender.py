@@ -210,7 +210,9 @@ def test_an_erased_customers_delayed_reminder_is_never_sent_and_the_customer_is_
         assert ERASED not in sender.log.read_text(errors="replace")
         # The erased policy state's older values leave the changelog within a week.
         policies = f"{ns.prefix}-playbooks-policies-changelog"
-        assert topic_configs(ns.bootstrap, policies)[policies]["max.compaction.lag.ms"] == str(7 * 86_400_000)
+        policy_configs = topic_configs(ns.bootstrap, policies)[policies]
+        assert policy_configs["max.compaction.lag.ms"] == str(7 * 86_400_000)
+        assert policy_configs["segment.ms"] == str(3_600_000)  # a restore reads about an hour uncompacted
     finally:
         sender.close()
         playbooks.close()

@@ -48,12 +48,13 @@ def test_the_compacted_topics_the_worker_creates_carry_their_compaction_settings
         configs = topic_configs(kafka_bootstrap, f"{ns.prefix}-clocks-changelog", *holding_customers, profiles)
         assert configs[f"{ns.prefix}-clocks-changelog"]["segment.ms"] == "600000"
         assert configs[f"{ns.prefix}-clocks-changelog"]["cleanup.policy"] == "compact"
-        # The customers' changelog keeps the broker's default.
-        assert "segment.ms" not in configs[f"{ns.prefix}-customers-changelog"]
         # What an erased customer's older values are compacted away within (a week).
         for topic in [*holding_customers, profiles]:
             assert configs[topic]["max.compaction.lag.ms"] == str(7 * 86_400_000), topic
             assert configs[topic]["cleanup.policy"] == "compact", topic
+        # Hour-long segments: a restore reads at most about an hour of writes uncompacted.
+        for topic in holding_customers:
+            assert configs[topic]["segment.ms"] == str(3_600_000), topic
         assert "max.compaction.lag.ms" not in configs[f"{ns.prefix}-clocks-changelog"]
         # Erasure requests stay, so that a replay of the inputs erases the customers again.
         assert topic_configs(kafka_bootstrap, ns.topics["erasures"])[ns.topics["erasures"]] == {"retention.ms": "-1"}

@@ -86,3 +86,13 @@ def test_the_compaction_lag_is_given_in_days(tmp_path: Path) -> None:
     config.write_text("[worker]\nmax_compaction_lag_days = 1.5\n")
     assert load_worker_settings(config).max_compaction_lag_ms == 129_600_000
     assert load_worker_settings(None).max_compaction_lag_ms == 7 * 86_400_000
+
+
+def test_the_changelog_segment_length_is_given_in_minutes(tmp_path: Path) -> None:
+    config = tmp_path / "segments.toml"
+    config.write_text("[worker]\nchangelog_segment_minutes = 2.5\n")
+    assert load_worker_settings(config).changelog_segment_ms == 150_000
+    assert load_worker_settings(None).changelog_segment_ms == 3_600_000
+    config.write_text("[worker]\nchangelog_segment_minutes = 0\n")
+    with pytest.raises(ConfigError, match="changelog_segment_minutes"):
+        load_worker_settings(config)
