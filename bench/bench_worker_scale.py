@@ -70,12 +70,13 @@ def one_order_each(customers: int, days: int, seed: int = 7) -> list[dict]:
 
 
 def changelog_bytes(bootstrap: str, prefix: str) -> int | None:
-    """Bytes the app's changelog partitions take on the local broker's disk (None: the
-    broker is another one)."""
+    """Bytes of the log segments of the app's changelog partitions on the local broker's
+    disk (None: the broker is another one). Index files are left out: the broker
+    preallocates an open segment's (10 MiB each by default)."""
     status = LocalBroker(default_home()).status()
     if not (status.running and status.bootstrap == bootstrap and status.data_dir):
         return None
-    return sum(folder_bytes(folder) for folder in Path(status.data_dir).glob(f"{prefix}-*-changelog-*"))
+    return sum(file.stat().st_size for file in Path(status.data_dir).glob(f"{prefix}-*-changelog-*/*.log"))
 
 
 def ready(web_url: str) -> bool:
