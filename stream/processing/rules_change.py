@@ -85,9 +85,10 @@ class RulesRecord:
     ``open_days_kept``: what the states keep under these rules. ``rules_text`` holds
     these rules (for the next change); while the sweep runs, ``between`` the rules of
     earlier changes whose sweeps it took over, oldest first, and ``previous_text`` the
-    rules before the first of those changes (or before these). ``generation``: how many changes the partition has taken on (see
-    ``stamp_of``). Records written before 2026-11-28 kept ``rules_text`` only while a
-    sweep ran, and none kept ``previous_text`` before 2026-11-29."""
+    rules before the first of those changes (or before these). ``generation``: how many
+    changes the partition has taken on (see ``stamp_of``). Records written by engines
+    older than ``timers_per_batch`` kept ``rules_text`` only while a sweep ran, and no
+    ``previous_text`` (those engines fired every due timer at once: none needs it)."""
 
     version: str
     timezone: str
