@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.events import CartEvent, EmailOpenEvent, OrderEvent
+from stream.core.events import CartEvent, OrderEvent
 from stream.core.params import params_for
 from stream.core.profile import profile
 from stream.core.timeutil import parse_rfc3339_ms
@@ -19,6 +19,7 @@ from stream.processing.rules_change import (
     RulesChangeError, RulesRecord, changeover, record_for, rules_from_text, stamp_of,
 )
 from stream.rules import Rules
+from tests.support.random_events import behaviour_event
 
 DAY = 86_400_000
 OLD = Rules()
@@ -33,15 +34,7 @@ def history(seed: int, customers: int = 60, events: int = 500) -> list:
     for number in range(events):
         clock += rng.randrange(0, 2 * DAY)
         customer = f"c{rng.randrange(customers):03d}"
-        roll = rng.random()
-        if roll < 0.6:
-            made.append(OrderEvent(f"e{number}", customer, clock, f"o{number}", "placed",
-                                   rng.randrange(5, 900) * 1_000_000, rng.random() < 0.3, None))
-        elif roll < 0.8:
-            made.append(CartEvent(f"e{number}", customer, clock, f"k{number}", rng.choice(["add", "cleared"]),
-                                  rng.randrange(1, 200) * 1_000_000))
-        else:
-            made.append(EmailOpenEvent(f"e{number}", customer, clock, None, None, rng.random() < 0.2))
+        made.append(behaviour_event(rng, number, customer, clock, rng.random()))
     return made
 
 

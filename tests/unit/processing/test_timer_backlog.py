@@ -9,11 +9,12 @@ from collections import defaultdict
 
 import pytest
 
-from stream.core.events import CartEvent, EmailOpenEvent, ErasureRequest, OrderEvent
+from stream.core.events import CartEvent, ErasureRequest, OrderEvent
 from stream.core.profile import profile
 from stream.core.timeutil import parse_rfc3339_ms
 from stream.processing import MemoryStore, PartitionProcessor
 from stream.rules import load_rules
+from tests.support.random_events import behaviour_event
 
 RULES = load_rules(None)
 DAY = 86_400_000
@@ -39,14 +40,8 @@ def stream_with_pauses(seed: int, customers: int = 50, events: int = 400) -> lis
         clock += rng.randrange(0, DAY)
         at = clock - rng.randrange(0, 3 * DAY) if rng.random() < 0.1 else clock  # late now and then
         customer = f"c{rng.randrange(customers):03d}"
-        if roll < 0.6:
-            made.append(OrderEvent(f"e{number}", customer, at, f"o{number}", "placed",
-                                   rng.randrange(5, 900) * 1_000_000, rng.random() < 0.3, None))
-        elif roll < 0.8:
-            made.append(CartEvent(f"e{number}", customer, at, f"k{number}", rng.choice(["add", "cleared"]),
-                                  rng.randrange(1, 200) * 1_000_000))
-        elif roll < 0.99:
-            made.append(EmailOpenEvent(f"e{number}", customer, at, None, None, rng.random() < 0.2))
+        if roll < 0.99:
+            made.append(behaviour_event(rng, number, customer, at, roll))
         else:
             made.append(ErasureRequest(f"e{number}", customer, at))
     made.append(clock + 400 * DAY)
