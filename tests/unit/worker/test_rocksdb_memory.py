@@ -37,12 +37,14 @@ def test_the_databases_memtables_are_charged_to_the_one_shared_cache_and_kept_wi
         # Flushes run in the background: the memtables (counted by the arena blocks they
         # hold, so a little over their share of the budget) come back within the budget
         # once they are done; the writes may run ahead of them meanwhile. Unbounded, they
-        # would hold all 33 MB.
+        # would hold all 33 MB. (Flushes start only on writes: once they stop, the
+        # memtables may rest an arena block above the budget; a CI run saw 8 KiB over.)
+        within = 8 * MIB * 1.1
         deadline = time.monotonic() + 20
-        while memory.write_buffers.get_usage() > 8 * MIB:
+        while memory.write_buffers.get_usage() > within:
             assert time.monotonic() < deadline, memory.write_buffers.get_usage()
             time.sleep(0.05)
-        assert memory.usage_bytes() <= 8 * MIB * 1.1
+        assert memory.usage_bytes() <= within
         # Flushed to files early, nothing lost.
         for number, db in enumerate(databases):
             assert db[b"%d-%08d" % (number, 0)] == value and db[b"%d-%08d" % (number, 39_999)] == value
